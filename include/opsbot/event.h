@@ -1,0 +1,101 @@
+/* Normalised inbound events and the adapter interface.
+ *
+ * An adapter turns a platform's wire traffic into struct ob_event and
+ * offers a few operations back: post (in a thread), update, react. Every
+ * adapter is a static const struct ob_adapter_ops plus a per-instance
+ * struct ob_adapter.
+ */
+#ifndef OPSBOT_EVENT_H
+#define OPSBOT_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "opsbot/config.h"
+
+enum ob_event_kind {
+    OB_EV_MESSAGE,
+    OB_EV_REACTION_ADD,
+    OB_EV_REACTION_REMOVE,
+    OB_EV_BUTTON, /* approve / deny button press: emoji holds "approve"|"deny" */
+};
+
+/* All strings borrowed for the duration of the on_event call. */
+struct ob_event {
+    enum ob_event_kind kind;
+    const char *id;       /* platform-unique event id, claimed for idempotency */
+    const char *platform; /* "console", "slack", ... */
+    const char *user;     /* platform user id ("dev"; qualified by the core) */
+    const char *user_name; /* display name, may be NULL */
+    const char *channel;
+    const char *thread;  /* thread root message id; NULL for a new root */
+    const char *message; /* message: its own id; reaction/button: the target */
+    const char *text;    /* message text (UTF-8) */
+    size_t text_len;
+    const char *emoji; /* reaction name without colons, or button value */
+    bool addressed;    /* DM, mention, or console: the bot is being spoken to */
+};
+
+/* Where a bot message goes / went. */
+struct ob_msgref {
+    char channel[128];
+    char thread[128];  /* thread root; "" for channel level */
+    char message[128]; /* the message itself (after post) */
+};
+
+enum ob_post_flags {
+    OB_POST_QUESTION = 1 << 0, /* the bot asks `ask_user` something */
+    OB_POST_APPROVAL = 1 << 1, /* an approval request: reactions / buttons */
+    OB_POST_RESOLVED = 1 << 2, /* update: the approval is no longer open */
+};
+
+struct ob_post {
+    const char *channel;
+    const char *thread; /* NULL or "" = channel level */
+    const char *text;   /* already redacted */
+    unsigned flags;
+    const char *ask_user; /* with OB_POST_QUESTION: who is asked (raw id) */
+};
+
+struct ob_adapter;
+
+/* Post completion: ref filled on success (status 0). */
+typedef void (*ob_post_cb)(void *data, int status, const struct ob_msgref *ref);
+
+struct ob_adapter_ops {
+    const char *name;
+    int (*start)(struct ob_adapter *ad);
+    int (*post)(struct ob_adapter *ad, const struct ob_post *p, ob_post_cb cb, void *data);
+    int (*update)(struct ob_adapter *ad, const struct ob_msgref *ref, const struct ob_post *p);
+    int (*react)(struct ob_adapter *ad, const struct ob_msgref *ref, const char *emoji);
+    /* Stop taking input; cb once everything is closed. */
+    void (*stop)(struct ob_adapter *ad);
+    void (*free)(struct ob_adapter *ad);
+};
+
+typedef void (*ob_event_cb)(void *data, struct ob_adapter *ad, const struct ob_event *ev);
+
+struct ob_adapter {
+    const struct ob_adapter_ops *ops;
+    uv_loop_t *loop;
+    void *ctx;            /* adapter-private */
+    ob_event_cb on_event; /* set by the core */
+    void *on_event_data;
+};
+
+static inline int ob_adapter_post(struct ob_adapter *ad, const struct ob_post *p, ob_post_cb cb,
+                                  void *data)
+{
+    return ad->ops->post(ad, p, cb, data);
+}
+
+static inline int ob_adapter_update(struct ob_adapter *ad, const struct ob_msgref *ref,
+                                    const struct ob_post *p)
+{
+    return ad->ops->update(ad, ref, p);
+}
+
+#endif

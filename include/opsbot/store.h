@@ -1,0 +1,52 @@
+/* The state store: the only module that speaks SQL. SQLite in WAL mode, one
+ * file. Holds event claims (idempotency), the audit trail, pending
+ * approvals and rate-limit counters. Writes are grouped: a transaction is
+ * opened lazily and committed by ob_store_flush(), which the daemon calls once
+ * per loop turn and always before an action starts (durable at that point).
+ */
+#ifndef OPSBOT_STORE_H
+#define OPSBOT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ob_store;
+
+/* Opens (creating if needed) the database at path (":memory:" allowed) and
+ * migrates the schema. Returns 0 or OB_ESTORE (detail logged). */
+int ob_store_open(struct ob_store **out, const char *path);
+/* Commits pending writes and closes. NULL-safe. */
+void ob_store_close(struct ob_store *s);
+/* Commits the open write transaction, if any. Returns 0 or OB_ESTORE. */
+int ob_store_flush(struct ob_store *s);
+
+/* Claims an inbound event id ("slack:Ev0123", "console:u7"). Returns 0 when
+ * this call claimed it, OB_EDUP when it had been claimed before. */
+int ob_store_claim(struct ob_store *s, const char *event_id, int64_t now_ms);
+
+/* Rate-limit counters: one row per allowed or approval-asked action. */
+int ob_store_count_note(struct ob_store *s, const char *user, const char *action, int64_t now_ms);
+/* Number of notes for user/action since since_ms, or a negative error. */
+int ob_store_count(struct ob_store *s, const char *user, const char *action, int64_t since_ms);
+
+/* A pending approval as persisted. Strings are owned by the struct when
+ * returned by ob_store_approvals_load() (free with ob_store_approval_release). */
+struct ob_stored_approval {
+    char *id;          /* approval id, e.g. "a-3f9c…" */
+    char *request_id;  /* request it belongs to */
+    char *json;        /* everything else, serialised by the approval module */
+    int64_t deadline_ms;
+};
+int ob_store_approval_save(struct ob_store *s, const struct ob_stored_approval *a);
+int ob_store_approval_delete(struct ob_store *s, const char *id);
+/* All saved approvals, oldest first; *out is a malloc'd array. */
+int ob_store_approvals_load(struct ob_store *s, struct ob_stored_approval **out, size_t *n);
+void ob_store_approvals_free(struct ob_stored_approval *a, size_t n);
+
+/* Raw handle for the audit module (sqlite3 *). Only store.c and audit.c use it. */
+void *ob_store_db(struct ob_store *s);
+/* Opens the write transaction if none is open (audit.c appends inside it). */
+int ob_store_begin(struct ob_store *s);
+
+#endif

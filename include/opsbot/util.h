@@ -1,0 +1,29 @@
+/* Small helpers shared by every module. */
+#ifndef OPSBOT_UTIL_H
+#define OPSBOT_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Wall clock, ms since the epoch (UTC). */
+int64_t ob_now_ms(void);
+/* "2026-11-27T17:04:07.123Z" into buf. */
+const char *ob_time_format(int64_t ms, char *buf, size_t len);
+/* Parses "2026-11-27", "2026-11-27T17:04", "2026-11-27T17:04:07Z" (UTC) or
+ * a relative "-2h" / "-30m" (from now). Returns 0 or OB_EINVAL. */
+int ob_time_parse(const char *s, int64_t *out_ms);
+
+/* Copies at most len-1 bytes and always terminates. Returns strlen(src)
+ * (truncation when >= len). */
+size_t ob_strlcpy(char *dst, const char *src, size_t len);
+/* Aborts with a log line on OOM; for small fixed-size allocations only. */
+void *ob_xmalloc(size_t n);
+void *ob_xcalloc(size_t n, size_t size);
+char *ob_xstrdup(const char *s);
+/* True when s[0..len) is valid UTF-8 without NUL bytes. */
+bool ob_utf8_valid(const char *s, size_t len);
+/* Random id with a prefix: "r-5f0c2a9e1b7d" (libsodium randombytes). */
+void ob_random_id(const char *prefix, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,5 @@
+/* placeholder until the store tests land */
+int main(void)
+{
+    return 0;
+}
