@@ -61,7 +61,9 @@ int ob_audit_format_parse(const char *s, enum ob_audit_format *out);
 int ob_audit_export(struct ob_store *s, FILE *f, enum ob_audit_format fmt, int64_t since_ms,
                     int64_t until_ms);
 
-/* Iterates records of one request in order (for tests and the echo). */
+/* Iterates records of one request in order (for tests and the echo). The
+ * record's strings are borrowed for the duration of the callback. A non-zero
+ * return from cb stops the walk and is returned. */
 typedef int (*ob_audit_each_cb)(void *data, const struct ob_audit_record *r);
 int ob_audit_each(struct ob_store *s, const char *request_id, ob_audit_each_cb cb, void *data);
 

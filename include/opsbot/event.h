@@ -65,15 +65,24 @@ struct ob_adapter;
 /* Post completion: ref filled on success (status 0). */
 typedef void (*ob_post_cb)(void *data, int status, const struct ob_msgref *ref);
 
+enum ob_adapter_flags {
+    /* Message ids are not stable across restarts (the console): restored
+     * approvals are re-announced and only the new message takes votes. */
+    OB_ADAPTER_EPHEMERAL_IDS = 1 << 0,
+};
+
 struct ob_adapter_ops {
     const char *name;
+    unsigned flags;
     int (*start)(struct ob_adapter *ad);
     int (*post)(struct ob_adapter *ad, const struct ob_post *p, ob_post_cb cb, void *data);
     int (*update)(struct ob_adapter *ad, const struct ob_msgref *ref, const struct ob_post *p);
     int (*react)(struct ob_adapter *ad, const struct ob_msgref *ref, const char *emoji);
-    /* Stop taking input; cb once everything is closed. */
+    /* Stop taking input and close handles (the loop then drains). */
     void (*stop)(struct ob_adapter *ad);
     void (*free)(struct ob_adapter *ad);
+    /* Optional: the core calls it whenever in-flight work drops to zero. */
+    void (*idle)(struct ob_adapter *ad);
 };
 
 typedef void (*ob_event_cb)(void *data, struct ob_adapter *ad, const struct ob_event *ev);
@@ -84,6 +93,11 @@ struct ob_adapter {
     void *ctx;            /* adapter-private */
     ob_event_cb on_event; /* set by the core */
     void *on_event_data;
+    /* Set by the core: work in flight (running or queued actions, pending
+     * posts); approvals waiting for a person do not count. */
+    size_t (*inflight)(void *core);
+    /* Set by the core: graceful stop of the whole process (console EOF). */
+    void (*shutdown)(void *core);
 };
 
 static inline int ob_adapter_post(struct ob_adapter *ad, const struct ob_post *p, ob_post_cb cb,

@@ -48,5 +48,11 @@ void ob_store_approvals_free(struct ob_stored_approval *a, size_t n);
 void *ob_store_db(struct ob_store *s);
 /* Opens the write transaction if none is open (audit.c appends inside it). */
 int ob_store_begin(struct ob_store *s);
+/* A statement (sqlite3_stmt *) for sql, prepared once per store with
+ * SQLITE_PREPARE_PERSISTENT, cached by SQL text and finalized by
+ * ob_store_close. The caller binds, steps, and resets it (sqlite3_reset and
+ * sqlite3_clear_bindings) after each use; not re-entrant for the same sql.
+ * NULL on error (logged). For audit.c. */
+void *ob_store_stmt(struct ob_store *s, const char *sql);
 
 #endif

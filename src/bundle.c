@@ -1,0 +1,237 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bundle.h"
+#include "opsbot/err.h"
+#include "opsbot/util.h"
+
+static const char *const top_keys[] = {"bot", "log", "exec", "redact", "platforms",
+                                       "actions", "policies", NULL};
+static const char *const bot_keys[] = {"name", "state", "echo", "max_message_bytes",
+                                       "shutdown_grace", "ask_timeout", "chat_output_cap", NULL};
+static const char *const log_keys[] = {"level", NULL};
+static const char *const exec_keys[] = {"max_concurrency", "output_cap", "kill_grace",
+                                        "env_allow", NULL};
+static const char *const redact_keys[] = {"patterns", NULL};
+static const char *const platform_keys[] = {"console", NULL};
+static const char *const console_keys[] = {"user", "channel", NULL};
+static const char *const policies_keys[] = {"include", NULL};
+
+static const cJSON *section(const struct ob_config *cfg, const cJSON *root, const char *key,
+                            const char *const allowed[], struct ob_diag *d)
+{
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, key);
+    char where[300];
+
+    if (!s || cJSON_IsNull(s))
+        return NULL;
+    if (!cJSON_IsObject(s)) {
+        ob_diag_addf(d, "%s: %s: expected a mapping", ob_config_where(cfg, s, where, sizeof(where)),
+                     key);
+        return NULL;
+    }
+    ob_cfg_check_keys(cfg, s, allowed, key, d);
+    return s;
+}
+
+static void load_options(struct ob_bundle *b, struct ob_diag *d)
+{
+    const struct ob_config *cfg = b->cfg;
+    const cJSON *root = ob_config_root(cfg), *s, *list;
+    const char *state = "./opsbot.db", *echo = "steps", *level = "info";
+    int64_t v;
+    char where[300];
+
+    ob_cfg_check_keys(cfg, root, top_keys, "", d);
+    b->name = "opsbot";
+    b->max_message_bytes = 4000;
+    b->shutdown_grace_ms = 30000;
+    b->ask_ttl_ms = 600000;
+    b->chat_output_cap = 3000;
+    b->exec_opts.max_concurrency = 4;
+    b->exec_opts.output_cap = 65536;
+    b->exec_opts.kill_grace_ms = 5000;
+    b->console_user = "dev";
+    b->console_channel = "console";
+
+    s = section(cfg, root, "bot", bot_keys, d);
+    if (s) {
+        ob_cfg_string(cfg, s, "name", false, "opsbot", &b->name, d);
+        ob_cfg_string(cfg, s, "state", false, state, &state, d);
+        ob_cfg_string(cfg, s, "echo", false, "steps", &echo, d);
+        if (echo && strcmp(echo, "steps"))
+            ob_diag_addf(d, "%s: bot.echo: unknown echo mode '%s' (known: steps)",
+                         ob_config_where(cfg, cJSON_GetObjectItemCaseSensitive(s, "echo"), where,
+                                         sizeof(where)),
+                         echo);
+        ob_cfg_int(cfg, s, "max_message_bytes", false, 4000, 16, 1 << 20, &b->max_message_bytes,
+                   d);
+        ob_cfg_duration(cfg, s, "shutdown_grace", false, 30000, &b->shutdown_grace_ms, d);
+        ob_cfg_duration(cfg, s, "ask_timeout", false, 600000, &b->ask_ttl_ms, d);
+        ob_cfg_int(cfg, s, "chat_output_cap", false, 3000, 100, 1 << 20, &b->chat_output_cap, d);
+    }
+    b->state_path = !strcmp(state, ":memory:") ? ob_xstrdup(state) : ob_config_path(cfg, state);
+
+    s = section(cfg, root, "log", log_keys, d);
+    b->log_level = OB_LOG_INFO;
+    if (s && !ob_cfg_string(cfg, s, "level", false, "info", &level, d) &&
+        ob_log_level_parse(level, &b->log_level))
+        ob_diag_addf(d, "%s: log.level: unknown level '%s' (known: debug, info, warn, error)",
+                     ob_config_where(cfg, cJSON_GetObjectItemCaseSensitive(s, "level"), where,
+                                     sizeof(where)),
+                     level);
+
+    s = section(cfg, root, "exec", exec_keys, d);
+    if (s) {
+        if (!ob_cfg_int(cfg, s, "max_concurrency", false, 4, 1, 256, &v, d))
+            b->exec_opts.max_concurrency = (size_t)v;
+        if (!ob_cfg_int(cfg, s, "output_cap", false, 65536, 1024, 16 << 20, &v, d))
+            b->exec_opts.output_cap = (size_t)v;
+        ob_cfg_duration(cfg, s, "kill_grace", false, 5000, &b->exec_opts.kill_grace_ms, d);
+        if (!ob_cfg_strlist(cfg, s, "env_allow", false, &list, d) && list) {
+            size_t n = 0;
+            const cJSON *it;
+
+            if (cJSON_IsString(list)) {
+                b->env_allow[n++] = list->valuestring;
+            } else {
+                cJSON_ArrayForEach(it, list)
+                {
+                    if (n == OB_ENV_ALLOW_MAX) {
+                        ob_diag_addf(d, "%s: exec.env_allow: at most %d names",
+                                     ob_config_where(cfg, list, where, sizeof(where)),
+                                     OB_ENV_ALLOW_MAX);
+                        break;
+                    }
+                    b->env_allow[n++] = it->valuestring;
+                }
+            }
+            b->env_allow[n] = NULL;
+            b->exec_opts.env_allow = b->env_allow;
+        }
+    }
+
+    s = section(cfg, root, "platforms", platform_keys, d);
+    if (s) {
+        const cJSON *c = section(cfg, s, "console", console_keys, d);
+
+        if (c) {
+            ob_cfg_string(cfg, c, "user", false, "dev", &b->console_user, d);
+            ob_cfg_string(cfg, c, "channel", false, "console", &b->console_channel, d);
+        }
+    }
+    section(cfg, root, "policies", policies_keys, d);
+}
+
+int ob_bundle_load(struct ob_bundle **out, const char *path, struct ob_diag *d)
+{
+    struct ob_bundle *b = ob_xcalloc(1, sizeof(*b));
+    const cJSON *extra = NULL, *r;
+    size_t before = d->n;
+
+    *out = NULL;
+    b->refs = 1;
+    if (ob_config_load(&b->cfg, path, d))
+        goto fail;
+    load_options(b, d);
+    ob_catalog_load(&b->cat, b->cfg, d);
+    if (b->cat) {
+        for (size_t i = 0; i < b->cat->n; i++)
+            ob_exec_check_binding(b->cfg, &b->cat->actions[i], d);
+    }
+    ob_policy_load(&b->pol, b->cfg, b->cat, d);
+    r = section(b->cfg, ob_config_root(b->cfg), "redact", redact_keys, d);
+    if (r)
+        extra = cJSON_GetObjectItemCaseSensitive(r, "patterns");
+    if (extra && !cJSON_IsArray(extra)) {
+        char where[300];
+
+        ob_diag_addf(d, "%s: redact.patterns: expected a list of patterns",
+                     ob_config_where(b->cfg, extra, where, sizeof(where)));
+        extra = NULL;
+    }
+    ob_redact_new(&b->red, b->cfg, extra, d);
+    if (d->n > before || !b->cat || !b->pol || !b->red)
+        goto fail;
+    *out = b;
+    return 0;
+fail:
+    ob_bundle_unref(b);
+    return OB_ECONFIG;
+}
+
+struct ob_bundle *ob_bundle_ref(struct ob_bundle *b)
+{
+    b->refs++;
+    return b;
+}
+
+void ob_bundle_unref(struct ob_bundle *b)
+{
+    if (!b || --b->refs > 0)
+        return;
+    ob_redact_free(b->red);
+    ob_policy_free(b->pol);
+    ob_catalog_free(b->cat);
+    ob_config_free(b->cfg);
+    free(b->state_path);
+    free(b);
+}
+
+const struct ob_config *ob_bundle_config(const struct ob_bundle *b)
+{
+    return b->cfg;
+}
+
+const struct ob_policy *ob_bundle_policy(const struct ob_bundle *b)
+{
+    return b->pol;
+}
+
+const struct ob_catalog *ob_bundle_catalog(const struct ob_bundle *b)
+{
+    return b->cat;
+}
+
+char *ob_bundle_state_path(const struct ob_bundle *b)
+{
+    return ob_xstrdup(b->state_path);
+}
+
+void ob_bundle_summary(const struct ob_bundle *b, void *file)
+{
+    FILE *f = file;
+    size_t groups = 0, rules = 0, freezes = 0, limits = 0, nincl = 0;
+    const struct ob_config_doc *docs;
+
+    ob_policy_stats(b->pol, &groups, &rules, &freezes, &limits);
+    fprintf(f, "config ok: %s\n", ob_config_dir(b->cfg));
+    fprintf(f, "  bot: %s, state %s, log %s\n", b->name, b->state_path,
+            (const char *[]){"debug", "info", "warn", "error"}[b->log_level]);
+    docs = ob_config_includes(b->cfg, "actions", &nincl);
+    (void)docs;
+    fprintf(f, "  actions: %zu from %zu file(s)\n", b->cat->n, nincl);
+    for (size_t i = 0; i < b->cat->n; i++) {
+        const struct ob_action *a = &b->cat->actions[i];
+        const cJSON *type = a->executor ? cJSON_GetObjectItemCaseSensitive(a->executor, "type")
+                                        : NULL;
+        char params[256] = "";
+        size_t off = 0;
+
+        for (size_t j = 0; j < a->nparams && off < sizeof(params); j++)
+            off += (size_t)snprintf(params + off, sizeof(params) - off, "%s%s%s", j ? " " : "",
+                                    a->params[j].name, a->params[j].required ? "" : "?");
+        fprintf(f, "    %-10s %-6s %zu rule(s)  executor %-5s  params: %s\n", a->name,
+                a->risk == OB_RISK_READ ? "read" : "change", a->nrules,
+                cJSON_IsString(type) ? type->valuestring : "built-in", params);
+    }
+    ob_config_includes(b->cfg, "policies", &nincl);
+    fprintf(f, "  policy: %zu group(s), %zu rule(s), %zu freeze window(s), %zu rate limit(s) "
+               "from %zu file(s)\n",
+            groups, rules, freezes, limits, nincl);
+    fprintf(f, "  redaction: %zu pattern(s)\n", ob_redact_count(b->red));
+    fprintf(f, "  exec: max %zu concurrent, output cap %zu bytes\n",
+            b->exec_opts.max_concurrency, b->exec_opts.output_cap);
+    fprintf(f, "  platforms: console (user %s)\n", b->console_user);
+}

@@ -1,0 +1,40 @@
+#!/bin/sh
+# Runs the meson test suites of each build directory given, then the format
+# check, and prints one final line "N passed, N failed".
+set -u
+passed=0
+failed=0
+for dir in "$@"; do
+    echo "== tests in $dir"
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+        meson test -C "$dir" --num-processes "$(nproc)" --print-errorlogs >"$dir/suite.out" 2>&1
+    grep -E '^ *[0-9]+/[0-9]+ ' "$dir/suite.out" | sed 's/^/  /'
+    grep -A200 -E '^(Summary of Failures|Ok:)' "$dir/suite.out" | grep -vE '^\s*$' | head -40
+    ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$dir/suite.out" | tail -1)
+    bad=0
+    for k in Fail Timeout 'Unexpected Pass'; do
+        n=$(sed -n "s/^$k: *\([0-9]*\).*/\1/p" "$dir/suite.out" | tail -1)
+        bad=$((bad + ${n:-0}))
+    done
+    if [ -z "$ok" ]; then
+        echo "  meson test did not run in $dir:"
+        tail -20 "$dir/suite.out"
+        bad=$((bad + 1))
+        ok=0
+    fi
+    passed=$((passed + ok))
+    failed=$((failed + bad))
+done
+echo "== format check"
+if command -v clang-format >/dev/null 2>&1 && [ -d .git ]; then
+    if clang-format --dry-run --Werror $(git ls-files '*.c' '*.h') >/dev/null 2>&1; then
+        passed=$((passed + 1))
+    else
+        clang-format --dry-run $(git ls-files '*.c' '*.h') 2>&1 | head -20
+        echo "  format check failed: run make format"
+        failed=$((failed + 1))
+    fi
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
