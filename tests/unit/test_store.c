@@ -1,5 +1,342 @@
-/* placeholder until the store tests land */
+/* Unit tests for the SQLite state store. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "opsbot/err.h"
+#include "opsbot/log.h"
+#include "opsbot/store.h"
+
+#define DAY_MS (24LL * 3600 * 1000)
+
+struct tmp {
+    char dir[64];
+    char db[128];
+};
+
+static void tmp_make(struct tmp *t)
+{
+    strcpy(t->dir, "/tmp/ob-store-XXXXXX");
+    assert_non_null(mkdtemp(t->dir));
+    snprintf(t->db, sizeof(t->db), "%s/state.db", t->dir);
+}
+
+static void tmp_clean(struct tmp *t)
+{
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+    char p[160];
+
+    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+        snprintf(p, sizeof(p), "%s%s", t->db, suffix[i]);
+        unlink(p);
+    }
+    assert_int_equal(rmdir(t->dir), 0);
+}
+
+/* Runs one integer query on a separate connection (what another process sees). */
+static int64_t other_conn_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 2000);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* One integer query on the store's own connection. */
+static int64_t db_int(struct ob_store *s, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v;
+
+    assert_int_equal(sqlite3_prepare_v2(ob_store_db(s), sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void test_open_migrate_reopen(void **state)
+{
+    struct tmp t;
+    struct ob_store *s = NULL;
+    char id[] = "a-1", req[] = "r-1", json[] = "{\"n\":1}";
+    struct ob_stored_approval a = {.id = id, .request_id = req, .json = json, .deadline_ms = 5000};
+    struct ob_stored_approval *loaded = NULL;
+    size_t n = 0;
+
+    (void)state;
+    tmp_make(&t);
+    assert_int_equal(ob_store_open(&s, t.db), 0);
+    assert_non_null(ob_store_db(s));
+    assert_int_equal(ob_store_claim(s, "console:e1", 1000), 0);
+    assert_int_equal(ob_store_count_note(s, "console:dev", "restart", 1000), 0);
+    assert_int_equal(ob_store_approval_save(s, &a), 0);
+    assert_int_equal(ob_store_flush(s), 0);
+    ob_store_close(s);
+
+    /* Schema version and WAL mode as seen from outside. */
+    assert_int_equal(other_conn_int(t.db, "PRAGMA user_version"), 1);
+    assert_int_equal(other_conn_int(t.db, "SELECT count(*) FROM events"), 1);
+
+    s = NULL;
+    assert_int_equal(ob_store_open(&s, t.db), 0); /* migration is a no-op now */
+    assert_int_equal(ob_store_claim(s, "console:e1", 2000), OB_EDUP);
+    assert_int_equal(ob_store_count(s, "console:dev", "restart", 0), 1);
+    assert_int_equal(ob_store_approvals_load(s, &loaded, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(loaded[0].id, "a-1");
+    assert_string_equal(loaded[0].request_id, "r-1");
+    assert_string_equal(loaded[0].json, "{\"n\":1}");
+    assert_int_equal(loaded[0].deadline_ms, 5000);
+    ob_store_approvals_free(loaded, n);
+    ob_store_close(s);
+    tmp_clean(&t);
+}
+
+static void test_claim_dup(void **state)
+{
+    struct ob_store *s = NULL;
+    char big[600];
+
+    (void)state;
+    assert_int_equal(ob_store_open(&s, ":memory:"), 0);
+    assert_int_equal(ob_store_claim(s, "slack:Ev01", 100), 0);
+    assert_int_equal(ob_store_claim(s, "slack:Ev01", 200), OB_EDUP);
+    assert_int_equal(ob_store_claim(s, "slack:Ev02", 200), 0);
+    /* ids are exact: case matters, prefixes are different events */
+    assert_int_equal(ob_store_claim(s, "slack:ev01", 200), 0);
+    assert_int_equal(ob_store_claim(s, "slack:Ev0", 200), 0);
+    assert_int_equal(ob_store_claim(s, "slack:Ev01", 300), OB_EDUP);
+    assert_int_equal(ob_store_claim(s, NULL, 300), OB_EINVAL);
+    assert_int_equal(ob_store_claim(NULL, "x", 300), OB_EINVAL);
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(ob_store_claim(s, big, 300), OB_E2BIG);
+    /* flush with nothing pending is fine, twice */
+    assert_int_equal(ob_store_flush(s), 0);
+    assert_int_equal(ob_store_flush(s), 0);
+    assert_int_equal(ob_store_claim(s, "slack:Ev02", 400), OB_EDUP);
+    ob_store_close(s);
+    ob_store_close(NULL);
+}
+
+static void test_claim_prune(void **state)
+{
+    struct ob_store *s = NULL;
+    char id[32];
+    const int64_t t0 = 1000000;
+    const int64_t later = t0 + 8 * DAY_MS;
+
+    (void)state;
+    assert_int_equal(ob_store_open(&s, ":memory:"), 0);
+    assert_int_equal(ob_store_claim(s, "old", t0), 0);                /* claim 1 */
+    assert_int_equal(ob_store_claim(s, "recent", later - DAY_MS), 0); /* claim 2 */
+    for (int i = 3; i <= 1000; i++) {
+        snprintf(id, sizeof(id), "e%d", i);
+        assert_int_equal(ob_store_claim(s, id, later), 0);
+    }
+    /* 1000 claims so far: "old" (8 days old) is still there ... */
+    assert_int_equal(db_int(s, "SELECT count(*) FROM events WHERE id = 'old'"), 1);
+    /* ... claim 1001 prunes first, so it can be claimed again. */
+    assert_int_equal(ob_store_claim(s, "old", later), 0);
+    assert_int_equal(db_int(s, "SELECT count(*) FROM events"), 1000);
+    /* 7 days are kept. */
+    assert_int_equal(ob_store_claim(s, "recent", later), OB_EDUP);
+    assert_int_equal(ob_store_claim(s, "e500", later), OB_EDUP);
+    ob_store_close(s);
+}
+
+static void test_batch_and_close_flushes(void **state)
+{
+    struct tmp t;
+    struct ob_store *s = NULL;
+
+    (void)state;
+    tmp_make(&t);
+    assert_int_equal(ob_store_open(&s, t.db), 0);
+    assert_int_equal(ob_store_claim(s, "c:1", 10), 0);
+    assert_int_equal(ob_store_claim(s, "c:2", 10), 0);
+    /* The batch is not visible to another connection until flushed ... */
+    assert_int_equal(other_conn_int(t.db, "SELECT count(*) FROM events"), 0);
+    /* ... but the writer itself sees it. */
+    assert_int_equal(ob_store_claim(s, "c:1", 11), OB_EDUP);
+    assert_int_equal(ob_store_flush(s), 0);
+    assert_int_equal(other_conn_int(t.db, "SELECT count(*) FROM events"), 2);
+
+    /* Writes then close without flush: close commits. */
+    assert_int_equal(ob_store_claim(s, "c:3", 12), 0);
+    assert_int_equal(ob_store_count_note(s, "u", "a", 12), 0);
+    ob_store_close(s);
+    assert_int_equal(other_conn_int(t.db, "SELECT count(*) FROM events"), 3);
+    assert_int_equal(other_conn_int(t.db, "SELECT count(*) FROM rate"), 1);
+
+    s = NULL;
+    assert_int_equal(ob_store_open(&s, t.db), 0);
+    assert_int_equal(ob_store_claim(s, "c:3", 13), OB_EDUP);
+    ob_store_close(s);
+    tmp_clean(&t);
+}
+
+static void test_rate_windows(void **state)
+{
+    struct ob_store *s = NULL;
+
+    (void)state;
+    assert_int_equal(ob_store_open(&s, ":memory:"), 0);
+    assert_int_equal(ob_store_count(s, "console:dev", "restart", 0), 0);
+    assert_int_equal(ob_store_count_note(s, "console:dev", "restart", 1000), 0);
+    assert_int_equal(ob_store_count_note(s, "console:dev", "restart", 2000), 0);
+    assert_int_equal(ob_store_count_note(s, "console:dev", "restart", 3000), 0);
+    assert_int_equal(ob_store_count_note(s, "console:dev", "scale", 2500), 0);
+    assert_int_equal(ob_store_count_note(s, "console:ops", "restart", 2500), 0);
+
+    assert_int_equal(ob_store_count(s, "console:dev", "restart", 0), 3);
+    assert_int_equal(ob_store_count(s, "console:dev", "restart", 1000), 3); /* inclusive */
+    assert_int_equal(ob_store_count(s, "console:dev", "restart", 1001), 2);
+    assert_int_equal(ob_store_count(s, "console:dev", "restart", 3000), 1);
+    assert_int_equal(ob_store_count(s, "console:dev", "restart", 3001), 0);
+    assert_int_equal(ob_store_count(s, "console:dev", "scale", 0), 1);
+    assert_int_equal(ob_store_count(s, "console:ops", "restart", 0), 1);
+    assert_int_equal(ob_store_count(s, "console:nobody", "restart", 0), 0);
+    assert_int_equal(ob_store_count(s, NULL, "restart", 0), OB_EINVAL);
+    assert_int_equal(ob_store_count_note(s, "u", NULL, 0), OB_EINVAL);
+    ob_store_close(s);
+}
+
+static void test_approvals(void **state)
+{
+    struct ob_store *s = NULL;
+    char id1[] = "a-1", id2[] = "a-2", r1[] = "r-1", r2[] = "r-2", r[] = "r";
+    char j1[] = "{\"v\":1}", j2[] = "{\"v\":2}", j3[] = "{\"v\":3}", j0[] = "{}";
+    struct ob_stored_approval a1 = {.id = id1, .request_id = r1, .json = j1, .deadline_ms = 100};
+    struct ob_stored_approval a2 = {.id = id2, .request_id = r2, .json = j2, .deadline_ms = 200};
+    struct ob_stored_approval a1b = {.id = id1, .request_id = r1, .json = j3, .deadline_ms = 300};
+    struct ob_stored_approval bad = {.id = NULL, .request_id = r, .json = j0};
+    struct ob_stored_approval *l = NULL;
+    size_t n = 99;
+
+    (void)state;
+    assert_int_equal(ob_store_open(&s, ":memory:"), 0);
+    assert_int_equal(ob_store_approvals_load(s, &l, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(l);
+
+    assert_int_equal(ob_store_approval_save(s, &a1), 0);
+    assert_int_equal(ob_store_approval_save(s, &a2), 0);
+    assert_int_equal(ob_store_approval_save(s, &a1b), 0); /* replace keeps its place */
+    assert_int_equal(ob_store_approval_save(s, &bad), OB_EINVAL);
+    assert_int_equal(ob_store_approval_save(s, NULL), OB_EINVAL);
+    assert_int_equal(ob_store_approvals_load(s, &l, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(l[0].id, "a-1");
+    assert_string_equal(l[0].json, "{\"v\":3}");
+    assert_int_equal(l[0].deadline_ms, 300);
+    assert_string_equal(l[1].id, "a-2");
+    assert_string_equal(l[1].request_id, "r-2");
+    assert_int_equal(l[1].deadline_ms, 200);
+    ob_store_approvals_free(l, n);
+
+    assert_int_equal(ob_store_approval_delete(s, "a-1"), 0);
+    assert_int_equal(ob_store_approval_delete(s, "a-1"), 0); /* idempotent */
+    assert_int_equal(ob_store_approval_delete(s, NULL), OB_EINVAL);
+    assert_int_equal(ob_store_approvals_load(s, &l, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(l[0].id, "a-2");
+    ob_store_approvals_free(l, n);
+    ob_store_approvals_free(NULL, 0);
+    ob_store_close(s);
+}
+
+static void test_open_errors(void **state)
+{
+    struct tmp t;
+    struct ob_store *s = NULL;
+    char path[160];
+    FILE *f;
+
+    (void)state;
+    tmp_make(&t);
+    /* A directory is not a database. */
+    assert_int_equal(ob_store_open(&s, t.dir), OB_ESTORE);
+    assert_null(s);
+    /* Missing parent directory. */
+    snprintf(path, sizeof(path), "%s/no/such/dir/x.db", t.dir);
+    assert_int_equal(ob_store_open(&s, path), OB_ESTORE);
+    assert_null(s);
+    assert_int_equal(ob_store_open(&s, NULL), OB_EINVAL);
+    assert_int_equal(ob_store_open(&s, ""), OB_EINVAL);
+    assert_int_equal(ob_store_open(NULL, ":memory:"), OB_EINVAL);
+
+    /* A file that is not SQLite. */
+    f = fopen(t.db, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 200; i++)
+        fputs("this is not a database, just text\n", f);
+    fclose(f);
+    assert_int_equal(ob_store_open(&s, t.db), OB_ESTORE);
+    assert_null(s);
+    unlink(t.db);
+
+    /* A schema from a newer opsbot is refused, not "migrated". */
+    assert_int_equal(ob_store_open(&s, t.db), 0);
+    ob_store_close(s);
+    s = NULL;
+    {
+        sqlite3 *db = NULL;
+
+        assert_int_equal(sqlite3_open(t.db, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+    }
+    assert_int_equal(ob_store_open(&s, t.db), OB_ESTORE);
+    assert_null(s);
+    tmp_clean(&t);
+}
+
+static void test_stmt_cache(void **state)
+{
+    struct ob_store *s = NULL;
+    void *a, *b;
+
+    (void)state;
+    assert_int_equal(ob_store_open(&s, ":memory:"), 0);
+    a = ob_store_stmt(s, "SELECT count(*) FROM audit");
+    assert_non_null(a);
+    b = ob_store_stmt(s, "SELECT count(*) FROM audit");
+    assert_ptr_equal(a, b);
+    assert_null(ob_store_stmt(s, "SELECT nonsense FROM nowhere"));
+    assert_int_equal(ob_store_begin(s), 0);
+    assert_int_equal(ob_store_begin(s), 0); /* already open: no-op */
+    assert_int_equal(ob_store_flush(s), 0);
+    ob_store_close(s);
+}
+
 int main(void)
 {
-    return 0;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_migrate_reopen), cmocka_unit_test(test_claim_dup),
+        cmocka_unit_test(test_claim_prune),         cmocka_unit_test(test_batch_and_close_flushes),
+        cmocka_unit_test(test_rate_windows),        cmocka_unit_test(test_approvals),
+        cmocka_unit_test(test_open_errors),         cmocka_unit_test(test_stmt_cache),
+    };
+
+    ob_log_set_level(OB_LOG_WARN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }
