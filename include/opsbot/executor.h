@@ -56,8 +56,12 @@ typedef void (*ob_exec_cb)(void *data, const struct ob_exec_result *res);
 
 int ob_exec_new(struct ob_exec **out, uv_loop_t *loop, const struct ob_config *cfg,
                 const struct ob_exec_opts *opts);
-/* Closes handles; running children are killed. Async: the loop must run
- * once more for handles to close; free happens in close callbacks. */
+/* Closes handles; running children are killed (SIGKILL to their process
+ * groups) and queued jobs dropped. Callbacks of those jobs are NOT called,
+ * neither now nor later. Async: the caller must run the loop afterwards
+ * until it is empty (uv_run DEFAULT): memory is freed in close callbacks,
+ * after the killed children are reaped. May be called from inside an
+ * ob_exec_cb. NULL-safe. */
 void ob_exec_free(struct ob_exec *ex);
 
 /* Checks an action's binding at load time: type known, argv a non-empty list
@@ -71,7 +75,15 @@ int ob_exec_check_binding(const struct ob_config *cfg, const struct ob_action *a
  * NULL-terminated malloc'd array of malloc'd strings (free with
  * ob_argv_free). Returns 0, OB_EINVAL (unknown placeholder / missing value)
  * or OB_ENOMEM. Used by ob_exec_start and by the approval echo to show
- * exactly what will run. */
+ * exactly what will run.
+ * Rules: "{name}" is replaced inside its element only (an element is never
+ * split or joined); "{{" and "}}" are literal braces; a lone brace and any
+ * placeholder in argv[0] are errors. A placeholder of an optional parameter
+ * without a value renders as ""; an element whose placeholders are ALL
+ * such unset parameters is dropped ("--revision={revision}" disappears).
+ * argv[0] comes back resolved: with a '/' against the config directory
+ * (cfg NULL: the cwd) and made absolute, without one looked up in PATH
+ * (kept as given when not found; the spawn then fails with -ENOENT). */
 int ob_argv_render(const struct ob_config *cfg, const cJSON *argv_tmpl,
                    const struct ob_proposal *prop, char ***argv_out);
 void ob_argv_free(char **argv);
@@ -80,8 +92,15 @@ void ob_argv_free(char **argv);
 const char *ob_argv_format(char *const *argv, char *buf, size_t len);
 
 /* Starts (or queues) the job for prop; cb runs exactly once, on the loop,
- * also on failure to start. Returns 0 or a negative error (nothing queued,
- * cb not called). */
+ * also on failure to start (res->err = -ENOENT, -EACCES…), and never from
+ * inside ob_exec_start. Everything is copied from prop at this call. The
+ * child's environment is env_allow from ours, then the binding's env:, then
+ * OPSBOT_ACTION and OPSBOT_PARAM_<NAME> (upper-cased) per parameter. cb
+ * runs after the process exited AND its stdout/stderr reached EOF; when the
+ * process exits but a background child keeps the pipes open, that group is
+ * SIGKILLed after kill_grace_ms (not counted as a timeout). Returns 0 or a
+ * negative error (OB_EINVAL: no exec binding, bad template/timeout/env;
+ * nothing queued, cb not called). */
 int ob_exec_start(struct ob_exec *ex, const struct ob_proposal *prop, ob_exec_cb cb, void *data);
 
 /* Jobs running or queued. */
