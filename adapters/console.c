@@ -50,7 +50,8 @@ struct console {
     uv_idle_t resume;
     bool reading;
     bool eof;
-    bool waiting; /* /wait: hold input until nothing is in flight */
+    bool waiting;  /* /wait: hold input until nothing is in flight */
+    bool wait_all; /* /wait all: ... and no approval is pending */
     bool quitting;
     bool stopped;
     bool shutdown_sent;
@@ -204,7 +205,8 @@ static void emit(struct console *c, struct ob_event *ev)
         c->ad.on_event(c->ad.on_event_data, &c->ad, ev);
 }
 
-static void say_error(struct console *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say_error(struct console *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void say_error(struct console *c, const char *fmt, ...)
 {
@@ -314,9 +316,21 @@ static void command_help(struct console *c)
             "  /approve, /deny       react on the newest open approval request\n"
             "  /in ID TEXT           say TEXT in the thread of message ID\n"
             "  /wait                 wait until nothing is in flight\n"
+            "  /wait all             ... and until no approval is open (decided or expired)\n"
             "  /redeliver            deliver your last message again (same event id)\n"
             "  /quit                 finish (waits for running actions)\n");
     fflush(c->out);
+}
+
+/* Work the console waits for: actions in flight, and with /wait all also
+ * approvals still open (they end by a vote or by expiry). */
+static bool busy(struct console *c)
+{
+    void *core = c->ad.on_event_data;
+
+    if (c->ad.inflight && c->ad.inflight(core))
+        return true;
+    return c->wait_all && c->ad.pending_approvals && c->ad.pending_approvals(core);
 }
 
 /* Returns false when input processing must pause (/wait). */
@@ -375,7 +389,10 @@ static bool handle_command(struct console *c, char *line)
             send_message(c, text, strlen(text), thread);
         }
     } else if (!strcmp(cmd, "/wait")) {
-        if (c->ad.inflight && c->ad.inflight(c->ad.on_event_data)) {
+        c->wait_all = !strcmp(arg, "all");
+        if (*arg && !c->wait_all) {
+            say_error(c, "usage: /wait [all]");
+        } else if (busy(c)) {
             c->waiting = true;
             return false;
         }
@@ -578,7 +595,7 @@ static void resume_cb(uv_idle_t *h)
     struct console *c = h->data;
 
     uv_idle_stop(h);
-    if (c->waiting && c->ad.inflight && c->ad.inflight(c->ad.on_event_data))
+    if (c->waiting && busy(c))
         return;
     c->waiting = false;
     process_input(c);
@@ -601,6 +618,7 @@ static int console_start(struct ob_adapter *ad)
     struct console *c = ad->ctx;
     int rc;
 
+    c->loop = ad->loop; /* the core attaches the adapter to its loop */
     c->type = uv_guess_handle(c->fd);
     c->tty = c->type == UV_TTY;
     uv_idle_init(c->loop, &c->resume);
@@ -627,8 +645,9 @@ static int console_start(struct ob_adapter *ad)
         c->closing++;
     }
     if (c->tty) {
-        fprintf(c->out, "opsbot console — you are console:%s. Type a request (\"help\"), or /help "
-                        "for console commands.\n",
+        fprintf(c->out,
+                "opsbot console — you are console:%s. Type a request (\"help\"), or /help "
+                "for console commands.\n",
                 c->user);
         fflush(c->out);
     }
@@ -670,8 +689,8 @@ static const struct ob_adapter_ops console_ops = {
     .idle = console_idle,
 };
 
-int ob_console_new(struct ob_adapter **out, uv_loop_t *loop, const char *user,
-                   const char *channel, int in_fd, FILE *out_file)
+int ob_console_new(struct ob_adapter **out, uv_loop_t *loop, const char *user, const char *channel,
+                   int in_fd, FILE *out_file)
 {
     struct console *c;
 

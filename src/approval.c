@@ -10,15 +10,24 @@
 #include "opsbot/util.h"
 
 static const char *const approve_emoji[] = {
-    "white_check_mark", "heavy_check_mark", "+1", "thumbsup", "approve",
-    "\xe2\x9c\x85",     /* ✅ */
+    "white_check_mark",
+    "heavy_check_mark",
+    "+1",
+    "thumbsup",
+    "approve",
+    "\xe2\x9c\x85",             /* ✅ */
     "\xe2\x9c\x94\xef\xb8\x8f", /* ✔️ */
-    "\xe2\x9c\x94",     /* ✔ */
-    "\xf0\x9f\x91\x8d", /* 👍 */
+    "\xe2\x9c\x94",             /* ✔ */
+    "\xf0\x9f\x91\x8d",         /* 👍 */
     NULL,
 };
 static const char *const refuse_emoji[] = {
-    "x", "-1", "thumbsdown", "no_entry", "no_entry_sign", "deny",
+    "x",
+    "-1",
+    "thumbsdown",
+    "no_entry",
+    "no_entry_sign",
+    "deny",
     "\xe2\x9d\x8c",     /* ❌ */
     "\xf0\x9f\x91\x8e", /* 👎 */
     "\xe2\x9b\x94",     /* ⛔ */

@@ -104,8 +104,7 @@ static const char *short_hash(const char *hash, char *buf, size_t len)
 
 static void set_state(struct ob_request *req, enum req_state s)
 {
-    ob_debug("pipeline", "%s: %s -> %s", req->id, req_state_names[req->state],
-             req_state_names[s]);
+    ob_debug("pipeline", "%s: %s -> %s", req->id, req_state_names[req->state], req_state_names[s]);
     if (req->state == RQ_RUNNING && s != RQ_RUNNING)
         req->bot->running--;
     if (s == RQ_RUNNING && req->state != RQ_RUNNING)
@@ -117,8 +116,8 @@ static void set_state(struct ob_request *req, enum req_state s)
 
 /* Appends one record; detail (owned, may be NULL) is redacted first. */
 static int64_t audit(struct ob_bot *bot, struct ob_request *req, const char *request_id,
-                     const char *step, const char *actor, const char *platform,
-                     const char *channel, const char *action, cJSON *detail)
+                     const char *step, const char *actor, const char *platform, const char *channel,
+                     const char *action, cJSON *detail)
 {
     struct ob_audit_entry e = {0};
     char *text = NULL, *clean = NULL;
@@ -153,8 +152,7 @@ static int64_t audit(struct ob_bot *bot, struct ob_request *req, const char *req
     return id;
 }
 
-static int64_t req_audit(struct ob_request *req, const char *step, const char *actor,
-                         cJSON *detail)
+static int64_t req_audit(struct ob_request *req, const char *step, const char *actor, cJSON *detail)
 {
     return audit(req->bot, req, req->id, step, actor ? actor : req->user, req->platform,
                  req->channel, req->prop.action ? req->prop.action->name : NULL, detail);
@@ -528,9 +526,8 @@ static void post_approval_request(struct ob_bot *bot, struct pending *pa, const 
                  "approvers: %d of group %s (%s)%s\n"
                  "react ✅ (white_check_mark) to approve or ❌ (x) to refuse · expires %s UTC "
                  "(in %s)",
-                 prefix, ap->id, what, ap->requester, ap->rule, cmd, ap->needed, ap->group,
-                 members, ap->allow_self ? "" : "; the requester may not approve", when,
-                 left) < 0)
+                 prefix, ap->id, what, ap->requester, ap->rule, cmd, ap->needed, ap->group, members,
+                 ap->allow_self ? "" : "; the requester may not approve", when, left) < 0)
         return;
     post_raw(bot, pa->ad, ap->origin.channel, ap->origin.thread, OB_POST_APPROVAL, NULL, text,
              approval_posted, pa);
@@ -684,8 +681,7 @@ static void approval_closed(struct ob_bot *bot, struct pending *pa)
     } else if (ap->state == OB_APPROVAL_REFUSED) {
         step = "approval_refused";
         snprintf(outcome, sizeof(outcome), "%s by %s — not run",
-                 !strcmp(ap->decided_by, ap->requester) ? "WITHDRAWN" : "REFUSED",
-                 ap->decided_by);
+                 !strcmp(ap->decided_by, ap->requester) ? "WITHDRAWN" : "REFUSED", ap->decided_by);
     } else {
         step = "approval_expired";
         snprintf(outcome, sizeof(outcome), "EXPIRED — not run");
@@ -704,8 +700,8 @@ static void approval_closed(struct ob_bot *bot, struct pending *pa)
         if (ap->state == OB_APPROVAL_GRANTED) {
             if (asprintf(&actors, "[#%lld] approved by %s (%zu of %d)", (long long)id,
                          ap->decided_by, ap->nvotes, ap->needed) >= 0) {
-                post_raw(bot, pa->ad, ap->origin.channel, ap->origin.thread, 0, NULL, actors,
-                         NULL, NULL);
+                post_raw(bot, pa->ad, ap->origin.channel, ap->origin.thread, 0, NULL, actors, NULL,
+                         NULL);
                 free(actors);
             }
         } else if (asprintf(&actors, "[#%lld] %s\naudit #%lld · chain %s", (long long)id, outcome,
@@ -718,6 +714,7 @@ static void approval_closed(struct ob_bot *bot, struct pending *pa)
     if (ap->state == OB_APPROVAL_GRANTED && !bot->stopping)
         run_approved(bot, pa);
     arm_expiry(bot);
+    maybe_idle(bot);
 }
 
 static void prune_approvals(struct ob_bot *bot)
@@ -762,8 +759,6 @@ static void arm_expiry(struct ob_bot *bot)
         return;
     }
     uv_timer_start(&bot->expiry_timer, expiry_cb, next > now ? (uint64_t)(next - now) : 0, 0);
-    /* Approvals waiting for people must not keep a finished console alive. */
-    uv_unref((uv_handle_t *)&bot->expiry_timer);
 }
 
 static void on_vote(struct ob_bot *bot, struct ob_adapter *ad, const struct ob_event *ev)
@@ -887,8 +882,7 @@ static void decide(struct ob_request *req)
     }
     ob_store_count_note(bot->store, req->user, req->prop.action->name, pr.now_ms);
     if (dec.effect == OB_EFFECT_ALLOW) {
-        sayf(req, 0, "[#%lld] policy: allowed — rule %s (%s)", (long long)id, dec.rule,
-             dec.where);
+        sayf(req, 0, "[#%lld] policy: allowed — rule %s (%s)", (long long)id, dec.rule, dec.where);
         start_action(req);
         return;
     }
@@ -933,8 +927,7 @@ static void understood(struct ob_request *req, const char *text)
          req->prop.source ? req->prop.source : "?", req->prop.confidence);
 }
 
-static struct ob_request *find_ask(struct ob_bot *bot, const struct ob_event *ev,
-                                   const char *user)
+static struct ob_request *find_ask(struct ob_bot *bot, const struct ob_event *ev, const char *user)
 {
     int64_t now = ob_now_ms();
 
@@ -994,8 +987,7 @@ static void on_answer(struct ob_request *req, const char *text)
         cJSON *u = cJSON_CreateObject();
         int64_t id;
 
-        cJSON_AddStringToObject(u, "proposal",
-                                ob_proposal_format(&req->prop, prop, sizeof(prop)));
+        cJSON_AddStringToObject(u, "proposal", ob_proposal_format(&req->prop, prop, sizeof(prop)));
         cJSON_AddItemToObject(u, "params", proposal_json(&req->prop));
         cJSON_AddStringToObject(u, "source", req->prop.source ? req->prop.source : "?");
         id = req_audit(req, "understood", "opsbot", u);
@@ -1022,12 +1014,12 @@ static void on_message(struct ob_bot *bot, struct ob_adapter *ad, const struct o
     if (ev->text_len > (size_t)bot->bundle->max_message_bytes) {
         char line[160];
 
-        ob_warn("pipeline", "message of %zu bytes from %s refused (limit %lld)", ev->text_len,
-                user, (long long)bot->bundle->max_message_bytes);
+        ob_warn("pipeline", "message of %zu bytes from %s refused (limit %lld)", ev->text_len, user,
+                (long long)bot->bundle->max_message_bytes);
         if (ev->addressed) {
             snprintf(line, sizeof(line),
-                     "message too long (%zu bytes; the limit is %lld): not processed",
-                     ev->text_len, (long long)bot->bundle->max_message_bytes);
+                     "message too long (%zu bytes; the limit is %lld): not processed", ev->text_len,
+                     (long long)bot->bundle->max_message_bytes);
             reply_plain(bot, ad, ev, line);
         }
         return;
@@ -1071,8 +1063,7 @@ static void on_message(struct ob_bot *bot, struct ob_adapter *ad, const struct o
         req_audit(req, "received", NULL, d);
         d = cJSON_CreateObject();
         cJSON_AddStringToObject(d, "why", res->message);
-        id = req_audit(req, res->status == OB_PARSE_INVALID ? "invalid" : "ambiguous", "opsbot",
-                       d);
+        id = req_audit(req, res->status == OB_PARSE_INVALID ? "invalid" : "ambiguous", "opsbot", d);
         say_final(req, "[#%lld] not run: %s", (long long)id, res->message);
         request_end(req);
         break;
@@ -1115,7 +1106,7 @@ static void on_event(void *data, struct ob_adapter *ad, const struct ob_event *e
         snprintf(claim, sizeof(claim), "%s:%s", ev->platform, ev->id);
         rc = ob_store_claim(bot->store, claim, ob_now_ms());
         if (rc == OB_EDUP) {
-            ob_info("pipeline", "event %s already handled: ignored", claim);
+            ob_warn("pipeline", "event %s already handled: ignored (a redelivery)", claim);
             return;
         }
         if (rc) {
@@ -1148,6 +1139,16 @@ size_t ob_bot_inflight(const struct ob_bot *bot)
 static size_t inflight_cb(void *core)
 {
     return ob_bot_inflight(core);
+}
+
+static size_t pending_cb(void *core)
+{
+    struct ob_bot *bot = core;
+    size_t n = 0;
+
+    for (struct pending *pa = bot->approvals; pa; pa = pa->next)
+        n += pa->ap.state == OB_APPROVAL_PENDING;
+    return n;
 }
 
 static void maybe_idle(struct ob_bot *bot)
@@ -1233,9 +1234,11 @@ int ob_bot_add_adapter(struct ob_bot *bot, struct ob_adapter *ad)
         ad->ops->free(ad);
         return OB_E2BIG;
     }
+    ad->loop = bot->loop;
     ad->on_event = on_event;
     ad->on_event_data = bot;
     ad->inflight = inflight_cb;
+    ad->pending_approvals = pending_cb;
     ad->shutdown = shutdown_cb;
     bot->adapters[bot->nadapters++] = ad;
     return 0;

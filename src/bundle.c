@@ -6,13 +6,14 @@
 #include "opsbot/err.h"
 #include "opsbot/util.h"
 
-static const char *const top_keys[] = {"bot", "log", "exec", "redact", "platforms",
-                                       "actions", "policies", NULL};
-static const char *const bot_keys[] = {"name", "state", "echo", "max_message_bytes",
-                                       "shutdown_grace", "ask_timeout", "chat_output_cap", NULL};
+static const char *const top_keys[] = {"bot",       "log",     "exec",     "redact",
+                                       "platforms", "actions", "policies", NULL};
+static const char *const bot_keys[] = {
+    "name",        "state",           "echo", "max_message_bytes", "shutdown_grace",
+    "ask_timeout", "chat_output_cap", NULL};
 static const char *const log_keys[] = {"level", NULL};
-static const char *const exec_keys[] = {"max_concurrency", "output_cap", "kill_grace",
-                                        "env_allow", NULL};
+static const char *const exec_keys[] = {"max_concurrency", "output_cap", "kill_grace", "env_allow",
+                                        NULL};
 static const char *const redact_keys[] = {"patterns", NULL};
 static const char *const platform_keys[] = {"console", NULL};
 static const char *const console_keys[] = {"user", "channel", NULL};
@@ -65,8 +66,7 @@ static void load_options(struct ob_bundle *b, struct ob_diag *d)
                          ob_config_where(cfg, cJSON_GetObjectItemCaseSensitive(s, "echo"), where,
                                          sizeof(where)),
                          echo);
-        ob_cfg_int(cfg, s, "max_message_bytes", false, 4000, 16, 1 << 20, &b->max_message_bytes,
-                   d);
+        ob_cfg_int(cfg, s, "max_message_bytes", false, 4000, 16, 1 << 20, &b->max_message_bytes, d);
         ob_cfg_duration(cfg, s, "shutdown_grace", false, 30000, &b->shutdown_grace_ms, d);
         ob_cfg_duration(cfg, s, "ask_timeout", false, 600000, &b->ask_ttl_ms, d);
         ob_cfg_int(cfg, s, "chat_output_cap", false, 3000, 100, 1 << 20, &b->chat_output_cap, d);
@@ -214,8 +214,8 @@ void ob_bundle_summary(const struct ob_bundle *b, void *file)
     fprintf(f, "  actions: %zu from %zu file(s)\n", b->cat->n, nincl);
     for (size_t i = 0; i < b->cat->n; i++) {
         const struct ob_action *a = &b->cat->actions[i];
-        const cJSON *type = a->executor ? cJSON_GetObjectItemCaseSensitive(a->executor, "type")
-                                        : NULL;
+        const cJSON *type =
+            a->executor ? cJSON_GetObjectItemCaseSensitive(a->executor, "type") : NULL;
         char params[256] = "";
         size_t off = 0;
 
@@ -227,11 +227,12 @@ void ob_bundle_summary(const struct ob_bundle *b, void *file)
                 cJSON_IsString(type) ? type->valuestring : "built-in", params);
     }
     ob_config_includes(b->cfg, "policies", &nincl);
-    fprintf(f, "  policy: %zu group(s), %zu rule(s), %zu freeze window(s), %zu rate limit(s) "
-               "from %zu file(s)\n",
+    fprintf(f,
+            "  policy: %zu group(s), %zu rule(s), %zu freeze window(s), %zu rate limit(s) "
+            "from %zu file(s)\n",
             groups, rules, freezes, limits, nincl);
     fprintf(f, "  redaction: %zu pattern(s)\n", ob_redact_count(b->red));
-    fprintf(f, "  exec: max %zu concurrent, output cap %zu bytes\n",
-            b->exec_opts.max_concurrency, b->exec_opts.output_cap);
+    fprintf(f, "  exec: max %zu concurrent, output cap %zu bytes\n", b->exec_opts.max_concurrency,
+            b->exec_opts.output_cap);
     fprintf(f, "  platforms: console (user %s)\n", b->console_user);
 }

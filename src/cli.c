@@ -44,7 +44,7 @@ static const char usage_console[] =
     "is a message from console:NAME (default: platforms.console.user, else dev).\n"
     "Bot messages print as \"[m7] text\". Console commands:\n"
     "  /as NAME  /react ID|last EMOJI  /unreact ID EMOJI  /approve  /deny\n"
-    "  /in ID TEXT  /wait  /redeliver  /help  /quit\n"
+    "  /in ID TEXT  /wait [all]  /redeliver  /help  /quit\n"
     "At end of input it waits for running actions and exits 0.\n"
     "  --verbose   log at debug level on stderr\n";
 
@@ -62,9 +62,10 @@ static const char usage_explain[] =
     "freeze windows at TIME (2026-11-27T18:00Z) instead of now. Rate limits\n"
     "are counted from the state store when it exists.\n";
 
-static const char usage_verify[] = "usage: opsbot audit verify -c FILE\n"
-                                   "Recomputes the audit trail's hash chain; exits 1 naming the\n"
-                                   "first bad record if any row was edited, removed or reordered.\n";
+static const char usage_verify[] =
+    "usage: opsbot audit verify -c FILE\n"
+    "Recomputes the audit trail's hash chain; exits 1 naming the\n"
+    "first bad record if any row was edited, removed or reordered.\n";
 
 static const char usage_export[] =
     "usage: opsbot audit export -c FILE --format csv|html|jsonl [--since T] [--until T]\n"
@@ -133,8 +134,9 @@ static int run_loop(struct ob_bundle *b, const char *path, struct ob_adapter *co
         return 1;
     }
     if (!console)
-        ob_info("pipeline", "ready (pid %d): no chat platform is configured yet; talk to the bot "
-                            "with `opsbot console`",
+        ob_info("pipeline",
+                "ready (pid %d): no chat platform is configured yet; talk to the bot "
+                "with `opsbot console`",
                 (int)getpid());
     uv_run(&loop, UV_RUN_DEFAULT);
     status = ob_bot_exit_status(bot);
@@ -206,8 +208,8 @@ static int cmd_console(int argc, char **argv)
     b = load_or_report(path);
     if (!b)
         return 1;
-    ob_log_set_level(verbose ? OB_LOG_DEBUG : (b->log_level > OB_LOG_WARN ? b->log_level
-                                                                          : OB_LOG_WARN));
+    ob_log_set_level(verbose ? OB_LOG_DEBUG
+                             : (b->log_level > OB_LOG_WARN ? b->log_level : OB_LOG_WARN));
     if (!user)
         user = b->console_user;
     if (ob_console_new(&ad, NULL, user, b->console_channel, STDIN_FILENO, stdout)) {
@@ -266,14 +268,11 @@ static int cmd_explain(int argc, char **argv)
     struct ob_store *store = NULL;
     char platform[32];
     int c;
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"user", required_argument, NULL, 'u'},
-                                         {"action", required_argument, NULL, 'a'},
-                                         {"channel", required_argument, NULL, 'C'},
-                                         {"param", required_argument, NULL, 'p'},
-                                         {"at", required_argument, NULL, 't'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"user", required_argument, NULL, 'u'},
+        {"action", required_argument, NULL, 'a'}, {"channel", required_argument, NULL, 'C'},
+        {"param", required_argument, NULL, 'p'},  {"at", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},         {0}};
 
     while ((c = getopt_long(argc, argv, "c:u:a:C:p:t:h", opts, NULL)) != -1) {
         switch (c) {
@@ -308,8 +307,7 @@ static int cmd_explain(int argc, char **argv)
     if (!user || !action)
         return fputs(usage_explain, stderr), 2;
     if (!strchr(user, ':') || strchr(user, ':') == user)
-        return fail("--user must be platform-qualified, e.g. console:%s or slack:U024BE7LH",
-                    user);
+        return fail("--user must be platform-qualified, e.g. console:%s or slack:U024BE7LH", user);
     snprintf(platform, sizeof(platform), "%.*s", (int)(strchr(user, ':') - user), user);
     path = config_path(path);
     ob_log_set_human(1);

@@ -102,8 +102,8 @@ size_t ob_strlcpy(char *dst, const char *src, size_t len)
 
 static void oom(size_t n)
 {
-    fprintf(stderr, "{\"level\":\"error\",\"comp\":\"mem\",\"msg\":\"out of memory (%zu bytes)\"}\n",
-            n);
+    fprintf(stderr,
+            "{\"level\":\"error\",\"comp\":\"mem\",\"msg\":\"out of memory (%zu bytes)\"}\n", n);
     abort();
 }
 

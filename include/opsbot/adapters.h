@@ -14,7 +14,7 @@
  * are console commands (/as, /react, /unreact, /approve, /deny, /in, /wait,
  * /redeliver, /help, /quit). At end of input (or /quit) it waits for the
  * work in flight and then shuts the bot down. */
-int ob_console_new(struct ob_adapter **out, uv_loop_t *loop, const char *user,
-                   const char *channel, int in_fd, FILE *out_file);
+int ob_console_new(struct ob_adapter **out, uv_loop_t *loop, const char *user, const char *channel,
+                   int in_fd, FILE *out_file);
 
 #endif

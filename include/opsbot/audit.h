@@ -47,8 +47,7 @@ int ob_audit_append(struct ob_store *s, const struct ob_audit_entry *e, int64_t 
 /* Recomputes the whole chain. Returns 0 when intact (and *count records),
  * OB_ETAMPER with *bad_id = the first bad record and why filled in, or
  * OB_ESTORE. */
-int ob_audit_verify(struct ob_store *s, int64_t *count, int64_t *bad_id, char *why,
-                    size_t whylen);
+int ob_audit_verify(struct ob_store *s, int64_t *count, int64_t *bad_id, char *why, size_t whylen);
 
 enum ob_audit_format { OB_AUDIT_CSV, OB_AUDIT_HTML, OB_AUDIT_JSONL };
 int ob_audit_format_parse(const char *s, enum ob_audit_format *out);

@@ -67,8 +67,7 @@ const struct ob_config_doc *ob_config_includes(const struct ob_config *cfg, cons
  * used: writes into buf). Works for nodes of the main file and of included
  * documents. For nodes the config does not know (e.g. built in tests with
  * cJSON_Parse), writes "<input>". Returns buf. */
-const char *ob_config_where(const struct ob_config *cfg, const cJSON *node, char *buf,
-                            size_t len);
+const char *ob_config_where(const struct ob_config *cfg, const cJSON *node, char *buf, size_t len);
 
 /* Resolves a path relative to the config directory (absolute paths are kept).
  * Returns a malloc'd string or NULL. */

@@ -26,9 +26,9 @@ enum ob_event_kind {
 /* All strings borrowed for the duration of the on_event call. */
 struct ob_event {
     enum ob_event_kind kind;
-    const char *id;       /* platform-unique event id, claimed for idempotency */
-    const char *platform; /* "console", "slack", ... */
-    const char *user;     /* platform user id ("dev"; qualified by the core) */
+    const char *id;        /* platform-unique event id, claimed for idempotency */
+    const char *platform;  /* "console", "slack", ... */
+    const char *user;      /* platform user id ("dev"; qualified by the core) */
     const char *user_name; /* display name, may be NULL */
     const char *channel;
     const char *thread;  /* thread root message id; NULL for a new root */
@@ -96,6 +96,8 @@ struct ob_adapter {
     /* Set by the core: work in flight (running or queued actions, pending
      * posts); approvals waiting for a person do not count. */
     size_t (*inflight)(void *core);
+    /* Set by the core: approvals still waiting for people. */
+    size_t (*pending_approvals)(void *core);
     /* Set by the core: graceful stop of the whole process (console EOF). */
     void (*shutdown)(void *core);
 };

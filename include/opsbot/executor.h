@@ -32,9 +32,9 @@
 struct ob_exec;
 
 struct ob_exec_opts {
-    size_t max_concurrency; /* default 4 */
-    size_t output_cap;      /* bytes kept of stdout+stderr, default 64 KiB */
-    int64_t kill_grace_ms;  /* SIGTERM -> SIGKILL, default 5 s */
+    size_t max_concurrency;       /* default 4 */
+    size_t output_cap;            /* bytes kept of stdout+stderr, default 64 KiB */
+    int64_t kill_grace_ms;        /* SIGTERM -> SIGKILL, default 5 s */
     const char *const *env_allow; /* NULL-terminated names passed through from
                                      our environment; NULL = PATH, HOME, LANG,
                                      LC_ALL, TZ */

@@ -68,8 +68,8 @@ struct ob_catalog {
  * that fail their own validation. Returns 0 or OB_ECONFIG. */
 int ob_catalog_load(struct ob_catalog **out, const struct ob_config *cfg, struct ob_diag *d);
 /* Loads from one cJSON array of action mappings (tests, fuzzing). */
-int ob_catalog_load_json(struct ob_catalog **out, const struct ob_config *cfg,
-                         const cJSON *actions, struct ob_diag *d);
+int ob_catalog_load_json(struct ob_catalog **out, const struct ob_config *cfg, const cJSON *actions,
+                         struct ob_diag *d);
 void ob_catalog_free(struct ob_catalog *cat);
 const struct ob_action *ob_catalog_find(const struct ob_catalog *cat, const char *name);
 const struct ob_param_def *ob_action_param(const struct ob_action *a, const char *name);
@@ -92,17 +92,17 @@ struct ob_proposal {
     const struct ob_action *action; /* borrowed from the catalog */
     struct ob_kv params[OB_MAX_PARAMS];
     size_t nparams;
-    double confidence; /* 1.0 grammar, 0.9 rules */
+    double confidence;  /* 1.0 grammar, 0.9 rules */
     const char *source; /* "grammar" | "rules" | "llm" (static string) */
     /* When status is OB_PARSE_ASK: the first missing required parameter. */
     const struct ob_param_def *missing;
 };
 
 enum ob_parse_status {
-    OB_PARSE_NONE,    /* nothing matched: no action, no noise */
-    OB_PARSE_OK,      /* n proposals, each complete and valid */
-    OB_PARSE_ASK,     /* one proposal with a missing required parameter */
-    OB_PARSE_INVALID, /* matched an action but a value failed validation: why */
+    OB_PARSE_NONE,     /* nothing matched: no action, no noise */
+    OB_PARSE_OK,       /* n proposals, each complete and valid */
+    OB_PARSE_ASK,      /* one proposal with a missing required parameter */
+    OB_PARSE_INVALID,  /* matched an action but a value failed validation: why */
     OB_PARSE_AMBIGUOUS /* several different actions matched: question */
 };
 

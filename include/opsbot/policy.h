@@ -27,15 +27,15 @@ struct ob_policy_request {
     const char *action;
     const struct ob_kv *params;
     size_t nparams;
-    bool is_read; /* the action's risk is read */
+    bool is_read;   /* the action's risk is read */
     int64_t now_ms; /* wall clock, UTC, ms since the epoch */
 };
 
 struct ob_decision {
     enum ob_effect effect;
-    char rule[64];     /* rule name, or "freeze:NAME", "rate-limit", "default-deny" */
-    char where[256];   /* file:line of the rule, or "" for default deny */
-    char reason[256];  /* one human line */
+    char rule[64];    /* rule name, or "freeze:NAME", "rate-limit", "default-deny" */
+    char where[256];  /* file:line of the rule, or "" for default deny */
+    char reason[256]; /* one human line */
     /* approve only: */
     char approvers[64]; /* group name */
     int count;          /* approvals needed, >= 1 */

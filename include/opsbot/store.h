@@ -33,9 +33,9 @@ int ob_store_count(struct ob_store *s, const char *user, const char *action, int
 /* A pending approval as persisted. Strings are owned by the struct when
  * returned by ob_store_approvals_load() (free with ob_store_approval_release). */
 struct ob_stored_approval {
-    char *id;          /* approval id, e.g. "a-3f9c…" */
-    char *request_id;  /* request it belongs to */
-    char *json;        /* everything else, serialised by the approval module */
+    char *id;         /* approval id, e.g. "a-3f9c…" */
+    char *request_id; /* request it belongs to */
+    char *json;       /* everything else, serialised by the approval module */
     int64_t deadline_ms;
 };
 int ob_store_approval_save(struct ob_store *s, const struct ob_stored_approval *a);

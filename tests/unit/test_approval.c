@@ -127,9 +127,9 @@ static void test_n_of_m(void **state)
     assert_int_equal(ob_approval_unvote(&ap, "console:a", "+1"), OB_VOTE_NONE);
     assert_int_equal(ob_approval_vote(&ap, "console:a", true, "+1", 2000, why, sizeof(why)),
                      OB_VOTE_COUNTED);
-    assert_int_equal(ob_approval_vote(&ap, "console:b", true, "heavy_check_mark", 2000, why,
-                                      sizeof(why)),
-                     OB_VOTE_GRANTED);
+    assert_int_equal(
+        ob_approval_vote(&ap, "console:b", true, "heavy_check_mark", 2000, why, sizeof(why)),
+        OB_VOTE_GRANTED);
     assert_int_equal(ap.nvotes, 2);
     /* Any eligible refusal ends it, even after approvals. */
     init(&ap, 2, false);
@@ -149,9 +149,8 @@ static void test_expiry(void **state)
     (void)state;
     init(&ap, 1, false);
     assert_false(ob_approval_expire(&ap, 9999));
-    assert_int_equal(
-        ob_approval_vote(&ap, "console:oncall", true, "+1", 10000, why, sizeof(why)),
-        OB_VOTE_REJECTED);
+    assert_int_equal(ob_approval_vote(&ap, "console:oncall", true, "+1", 10000, why, sizeof(why)),
+                     OB_VOTE_REJECTED);
     assert_non_null(strstr(why, "expired"));
     assert_true(ob_approval_expire(&ap, 10000));
     assert_int_equal(ap.state, OB_APPROVAL_EXPIRED);
@@ -207,10 +206,14 @@ static void test_json_roundtrip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_emoji),        cmocka_unit_test(test_single_grant),
-        cmocka_unit_test(test_self_and_stranger), cmocka_unit_test(test_requester_withdraws),
-        cmocka_unit_test(test_n_of_m),       cmocka_unit_test(test_expiry),
-        cmocka_unit_test(test_msgs),         cmocka_unit_test(test_json_roundtrip),
+        cmocka_unit_test(test_emoji),
+        cmocka_unit_test(test_single_grant),
+        cmocka_unit_test(test_self_and_stranger),
+        cmocka_unit_test(test_requester_withdraws),
+        cmocka_unit_test(test_n_of_m),
+        cmocka_unit_test(test_expiry),
+        cmocka_unit_test(test_msgs),
+        cmocka_unit_test(test_json_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,9 +42,9 @@ static void test_utf8(void **state)
     assert_true(ob_utf8_valid("restart checkout", 16));
     assert_true(ob_utf8_valid("caf\xc3\xa9 \xe2\x9c\x85", 9));
     assert_false(ob_utf8_valid("\xc3", 1));
-    assert_false(ob_utf8_valid("\xc0\xaf", 2));       /* overlong */
-    assert_false(ob_utf8_valid("\xed\xa0\x80", 3));   /* surrogate */
-    assert_false(ob_utf8_valid("a\0b", 3));            /* NUL */
+    assert_false(ob_utf8_valid("\xc0\xaf", 2));     /* overlong */
+    assert_false(ob_utf8_valid("\xed\xa0\x80", 3)); /* surrogate */
+    assert_false(ob_utf8_valid("a\0b", 3));         /* NUL */
     assert_false(ob_utf8_valid("\xff", 1));
 }
 
@@ -89,9 +89,8 @@ static void test_diag(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_duration), cmocka_unit_test(test_utf8),
-        cmocka_unit_test(test_time),     cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_diag),
+        cmocka_unit_test(test_duration), cmocka_unit_test(test_utf8), cmocka_unit_test(test_time),
+        cmocka_unit_test(test_errors),   cmocka_unit_test(test_diag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
