@@ -355,6 +355,9 @@ cmd_logs() {
                     line = "ERROR panic: runtime error: invalid memory address or nil pointer dereference (recovered)"
                 printf "%s %s %s-%d %s\n", iso(t), env, svc, k % 3, line
             }
+            # The oldest line leaks a credential, as real logs do: opsbot
+            # must mask it before it reaches the channel.
+            printf "%s %s %s-0 INFO  connected to postgres://%s:hunter2-%s@%s_db:5432/app\n", iso(t0 - n * step), env, svc, svc, env, svc
         }'
     }
     if [ $# -eq 4 ] && [ -n "$4" ]; then
