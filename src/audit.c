@@ -170,41 +170,6 @@ static void chain_hash(const unsigned char prev[HASH_BYTES], const struct buf *c
 
 /* ---- field sanitising ---------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0. */
-static size_t utf8_seq(const unsigned char *p, size_t left)
-{
-    unsigned c = p[0], cp, min;
-    size_t need;
-
-    if (c < 0x80)
-        return 1;
-    if ((c & 0xE0) == 0xC0) {
-        need = 1;
-        min = 0x80;
-        cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-        need = 2;
-        min = 0x800;
-        cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-        need = 3;
-        min = 0x10000;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (left <= need)
-        return 0;
-    for (size_t i = 1; i <= need; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return need + 1;
-}
-
 /* The field as stored and hashed: at most max bytes (cut at a character
  * boundary), invalid UTF-8 replaced by U+FFFD. Returns s itself when it is
  * fine, else a malloc'd copy in *owned; NULL on OOM. */
@@ -223,7 +188,7 @@ static const char *sanitize(const char *s, size_t max, char **owned)
     p = (const unsigned char *)s;
     end = p + len;
     while (p < end) {
-        size_t n = utf8_seq(p, (size_t)(end - p));
+        size_t n = ob_utf8_seq((const char *)p, (size_t)(end - p));
 
         if (b.len + (n ? n : 3) > max)
             break;

@@ -104,6 +104,32 @@ static struct ob_bundle *load_or_report(const char *path)
     return b;
 }
 
+/* For commands whose only option is -c FILE: returns -1 to go on, or the
+ * exit status (0 after --help, 2 on a usage error). */
+static int config_only_opts(int argc, char **argv, const char *usage, const char **path)
+{
+    int c;
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'}, {0}};
+
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        if (c == 'c') {
+            *path = optarg;
+        } else if (c == 'h') {
+            fputs(usage, stdout);
+            return 0;
+        } else {
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "opsbot: unexpected argument '%s'\n%s", argv[optind], usage);
+        return 2;
+    }
+    return -1;
+}
+
 /* ---- run / console ------------------------------------------------------- */
 
 static int run_loop(struct ob_bundle *b, const char *path, struct ob_adapter *console)
@@ -151,18 +177,10 @@ static int cmd_run(int argc, char **argv)
 {
     const char *path = NULL;
     struct ob_bundle *b;
-    int c;
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'}, {0}};
+    int rc = config_only_opts(argc, argv, usage_run, &path);
 
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        if (c == 'c')
-            path = optarg;
-        else if (c == 'h')
-            return fputs(usage_run, stdout), 0;
-        else
-            return fputs(usage_run, stderr), 2;
-    }
+    if (rc >= 0)
+        return rc;
     path = config_path(path);
     b = load_or_report(path);
     if (!b)
@@ -226,18 +244,10 @@ static int cmd_check(int argc, char **argv)
 {
     const char *path = NULL;
     struct ob_bundle *b;
-    int c;
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'}, {0}};
+    int rc = config_only_opts(argc, argv, usage_check, &path);
 
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        if (c == 'c')
-            path = optarg;
-        else if (c == 'h')
-            return fputs(usage_check, stdout), 0;
-        else
-            return fputs(usage_check, stderr), 2;
-    }
+    if (rc >= 0)
+        return rc;
     path = config_path(path);
     ob_log_set_human(1);
     b = load_or_report(path);
@@ -408,18 +418,10 @@ static int cmd_audit_verify(int argc, char **argv)
     struct ob_store *s;
     int64_t count = 0, bad = 0;
     char why[512] = "";
-    int c, rc;
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'}, {0}};
+    int rc = config_only_opts(argc, argv, usage_verify, &path);
 
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        if (c == 'c')
-            path = optarg;
-        else if (c == 'h')
-            return fputs(usage_verify, stdout), 0;
-        else
-            return fputs(usage_verify, stderr), 2;
-    }
+    if (rc >= 0)
+        return rc;
     ob_log_set_human(1);
     if (open_store_for(config_path(path), &b, &s))
         return 1;

@@ -134,46 +134,54 @@ char *ob_xstrdup(const char *s)
     return p;
 }
 
+size_t ob_utf8_seq(const char *s, size_t left)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    unsigned c = p[0], cp, min;
+    size_t need;
+
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xE0) == 0xC0) {
+        need = 1;
+        min = 0x80;
+        cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+        need = 2;
+        min = 0x800;
+        cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+        need = 3;
+        min = 0x10000;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (left <= need)
+        return 0;
+    for (size_t i = 1; i <= need; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return need + 1;
+}
+
 bool ob_utf8_valid(const char *s, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    size_t off = 0;
 
-    while (p < end) {
-        unsigned c = *p;
-        size_t need;
-        unsigned min;
-        unsigned cp;
+    while (off < len) {
+        size_t n;
 
-        if (c == 0)
+        if (s[off] == '\0')
             return false;
-        if (c < 0x80) {
-            p++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            need = 1;
-            min = 0x80;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            need = 2;
-            min = 0x800;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            need = 3;
-            min = 0x10000;
-            cp = c & 0x07;
-        } else {
+        n = ob_utf8_seq(s + off, len - off);
+        if (!n)
             return false;
-        }
-        if ((size_t)(end - p) <= need)
-            return false;
-        for (size_t i = 1; i <= need; i++) {
-            if ((p[i] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        p += need + 1;
+        off += n;
     }
     return true;
 }

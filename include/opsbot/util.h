@@ -21,6 +21,9 @@ size_t ob_strlcpy(char *dst, const char *src, size_t len);
 void *ob_xmalloc(size_t n);
 void *ob_xcalloc(size_t n, size_t size);
 char *ob_xstrdup(const char *s);
+/* Length (1..4) of the valid UTF-8 sequence at s, left bytes available
+ * (left >= 1), or 0 when it is not valid (overlong, surrogate, cut off). */
+size_t ob_utf8_seq(const char *s, size_t left);
 /* True when s[0..len) is valid UTF-8 without NUL bytes. */
 bool ob_utf8_valid(const char *s, size_t len);
 /* Random id with a prefix: "r-5f0c2a9e1b7d" (libsodium randombytes). */
