@@ -773,8 +773,30 @@ static void on_vote(struct ob_bot *bot, struct ob_adapter *ad, const struct ob_e
         if (!strcmp(pa->ap.platform, ev->platform) &&
             ob_approval_has_msg(&pa->ap, ev->channel, ev->message))
             break;
-    if (!pa)
-        return; /* reactions on other messages are everyday chat */
+    if (!pa) {
+        /* Reactions elsewhere are everyday chat, except a vote on another
+         * message of a thread whose approval is open: say where to vote. */
+        if (ev->kind != OB_EV_REACTION_REMOVE && ob_approval_emoji(ev->emoji) && ev->thread) {
+            for (pa = bot->approvals; pa; pa = pa->next) {
+                if (pa->ap.state == OB_APPROVAL_PENDING && pa->ap.nmsgs &&
+                    !strcmp(pa->ap.platform, ev->platform) &&
+                    !strcmp(pa->ap.origin.thread, ev->thread)) {
+                    char *text;
+
+                    if (asprintf(&text,
+                                 "vote not counted: %s reacted on another message; react on the "
+                                 "approval request (%s) itself",
+                                 user, pa->ap.msgs[pa->ap.nmsgs - 1].message) >= 0) {
+                        post_raw(bot, ad, pa->ap.origin.channel, pa->ap.origin.thread, 0, NULL,
+                                 text, NULL, NULL);
+                        free(text);
+                    }
+                    break;
+                }
+            }
+        }
+        return;
+    }
     if (ev->kind == OB_EV_REACTION_REMOVE) {
         if (ob_approval_unvote(&pa->ap, user, ev->emoji) == OB_VOTE_WITHDRAWN) {
             cJSON *d = cJSON_CreateObject();

@@ -3,7 +3,7 @@
 # the "fleet" is a few small state files.
 #
 #   fleet.sh restart  SERVICE ENV
-#   fleet.sh rollback SERVICE ENV [REVISION]
+#   fleet.sh rollback SERVICE ENV [REVISION]  (0 = previous)
 #   fleet.sh scale    SERVICE ENV REPLICAS
 #   fleet.sh status   SERVICE ENV
 #   fleet.sh logs     SERVICE ENV SINCE [FILTER]
@@ -233,7 +233,8 @@ cmd_rollback() {
     check_target "$1" "$2"
     lock
     load
-    if [ $# -eq 3 ]; then
+    # Revision 0 (or none) means the previous one, as with kubectl.
+    if [ $# -eq 3 ] && [ "$3" != 0 ]; then
         is_uint "$3" || die 2 "bad revision '$3' (a positive number)"
         target=$3
     else

@@ -5,6 +5,8 @@
 console <<'EOF2'
 scale payments to 4 replicas on staging
 /wait
+roll back search in staging
+/wait
 /as viewer
 status of payments in staging
 /wait
@@ -20,6 +22,8 @@ expect 'policy: allowed — rule .* \(.*demo.yaml:[0-9]+\)'
 expect 'running: fleet.sh scale payments staging 4'
 expect 'finished: exit 0 .* — scale service=payments env=staging replicas=4'
 expect 'running: fleet.sh status payments staging'
+expect 'finished: exit 0 .* — rollback service=search env=staging revision=0'
+expect 'rolling back search in staging from revision [0-9]+ to'
 expect 'replicas: *4'
 expect 'denied: .*viewer'
 expect 'denied: no rule allows status for console:mallory — rule default-deny'

@@ -19,5 +19,6 @@ expect 'vote not counted: console:alice is not in the approver group .oncall.'
 expect '\(updated\) REFUSED by console:oncall — not run'
 expect 'REFUSED by console:oncall — not run'
 expect_not 'running:'
-expect_count 2 'vote not counted'
+expect_count 3 'vote not counted'
+expect 'vote not counted: console:alice reacted on another message; react on the approval request \(m[0-9]+\) itself'
 finish
