@@ -12,81 +12,25 @@
 
 #include <cjson/cJSON.h>
 
-#include "bundle.h"
+#include "core.h"
 #include "opsbot/approval.h"
 #include "opsbot/audit.h"
 #include "opsbot/err.h"
 #include "opsbot/store.h"
 #include "opsbot/util.h"
 
-#define MAX_ADAPTERS 8
-#define RECENT_APPROVALS 256
-#define AUDIT_OUTPUT_CAP 4096
-
-enum req_state { RQ_NEW, RQ_ASKING, RQ_DECIDING, RQ_RUNNING, RQ_DONE };
-
 static const char *const req_state_names[] = {"new", "asking", "deciding", "running", "done"};
 
-struct ob_request {
-    struct ob_request *next;
-    struct ob_bot *bot;
-    struct ob_bundle *bundle; /* reference: the catalog the proposal points into */
-    struct ob_adapter *ad;
-    enum req_state state;
-    char id[32];
-    char platform[32];
-    char user[160];     /* qualified */
-    char raw_user[128]; /* as the platform knows it */
-    char channel[128];
-    char thread[128]; /* where the bot answers */
-    struct ob_proposal prop;
-    int64_t ask_deadline_ms;
-    int asks;
-    int64_t last_audit_id;
-    char last_hash[OB_HASH_HEX];
-};
-
-struct pending {
-    struct pending *next;
-    struct ob_approval ap;
-    struct ob_adapter *ad;
-};
-
-struct ob_bot {
-    uv_loop_t *loop;
-    struct ob_bundle *bundle;
-    char *config_path;
-    struct ob_store *store;
-    struct ob_exec *exec;
-    struct ob_adapter *adapters[MAX_ADAPTERS];
-    size_t nadapters;
-    struct ob_request *requests; /* asking or running */
-    struct pending *approvals;   /* pending first; resolved ones kept a while */
-    size_t running;
-    size_t posts_in_flight;
-    uv_check_t flush_check;
-    uv_timer_t expiry_timer;
-    uv_timer_t grace_timer;
-    uv_signal_t sig_hup, sig_term, sig_int;
-    bool signals;
-    bool stopping;
-    bool closed;
-    int exit_status;
-};
-
-static void request_free(struct ob_request *req);
-static void maybe_idle(struct ob_bot *bot);
 static void finish_shutdown(struct ob_bot *bot);
-static void arm_expiry(struct ob_bot *bot);
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static void qualify(char *out, size_t len, const char *platform, const char *user)
+void ob__qualify(char *out, size_t len, const char *platform, const char *user)
 {
     snprintf(out, len, "%s:%s", platform, user ? user : "?");
 }
 
-static struct ob_adapter *adapter_by_name(struct ob_bot *bot, const char *name)
+struct ob_adapter *ob__adapter_by_name(struct ob_bot *bot, const char *name)
 {
     for (size_t i = 0; i < bot->nadapters; i++)
         if (!strcmp(bot->adapters[i]->ops->name, name))
@@ -94,7 +38,7 @@ static struct ob_adapter *adapter_by_name(struct ob_bot *bot, const char *name)
     return NULL;
 }
 
-static const char *short_hash(const char *hash, char *buf, size_t len)
+const char *ob__short_hash(const char *hash, char *buf, size_t len)
 {
     snprintf(buf, len, "%.16s", hash);
     return buf;
@@ -115,9 +59,9 @@ static void set_state(struct ob_request *req, enum req_state s)
 /* ---- audit -------------------------------------------------------------- */
 
 /* Appends one record; detail (owned, may be NULL) is redacted first. */
-static int64_t audit(struct ob_bot *bot, struct ob_request *req, const char *request_id,
-                     const char *step, const char *actor, const char *platform, const char *channel,
-                     const char *action, cJSON *detail)
+int64_t ob__audit(struct ob_bot *bot, struct ob_request *req, const char *request_id,
+                  const char *step, const char *actor, const char *platform, const char *channel,
+                  const char *action, cJSON *detail)
 {
     struct ob_audit_entry e = {0};
     char *text = NULL, *clean = NULL;
@@ -152,10 +96,10 @@ static int64_t audit(struct ob_bot *bot, struct ob_request *req, const char *req
     return id;
 }
 
-static int64_t req_audit(struct ob_request *req, const char *step, const char *actor, cJSON *detail)
+int64_t ob__req_audit(struct ob_request *req, const char *step, const char *actor, cJSON *detail)
 {
-    return audit(req->bot, req, req->id, step, actor ? actor : req->user, req->platform,
-                 req->channel, req->prop.action ? req->prop.action->name : NULL, detail);
+    return ob__audit(req->bot, req, req->id, step, actor ? actor : req->user, req->platform,
+                     req->channel, req->prop.action ? req->prop.action->name : NULL, detail);
 }
 
 /* ---- posting ------------------------------------------------------------ */
@@ -177,13 +121,12 @@ static void post_done(void *data, int status, const struct ob_msgref *ref)
         pc->cb(pc->data, status, ref);
     free(pc);
     bot->posts_in_flight--;
-    maybe_idle(bot);
+    ob__maybe_idle(bot);
 }
 
 /* Redacts and posts text; cb (optional) gets the message reference. */
-static int post_raw(struct ob_bot *bot, struct ob_adapter *ad, const char *channel,
-                    const char *thread, unsigned flags, const char *ask_user, const char *text,
-                    ob_post_cb cb, void *data)
+int ob__post_raw(struct ob_bot *bot, struct ob_adapter *ad, const char *channel, const char *thread,
+                 unsigned flags, const char *ask_user, const char *text, ob_post_cb cb, void *data)
 {
     struct post_ctx *pc;
     struct ob_post p = {0};
@@ -229,16 +172,13 @@ static void sayf(struct ob_request *req, unsigned flags, const char *fmt, ...)
     va_end(ap);
     if (!text)
         return;
-    post_raw(req->bot, req->ad, req->channel, req->thread, flags,
-             (flags & OB_POST_QUESTION) ? req->raw_user : NULL, text, NULL, NULL);
+    ob__post_raw(req->bot, req->ad, req->channel, req->thread, flags,
+                 (flags & OB_POST_QUESTION) ? req->raw_user : NULL, text, NULL, NULL);
     free(text);
 }
 
 /* The last message of a request carries the chain hash at that point. */
-static void say_final(struct ob_request *req, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void say_final(struct ob_request *req, const char *fmt, ...)
+void ob__say_final(struct ob_request *req, const char *fmt, ...)
 {
     va_list ap;
     char *text = NULL;
@@ -251,14 +191,14 @@ static void say_final(struct ob_request *req, const char *fmt, ...)
     if (!text)
         return;
     sayf(req, 0, "%s\naudit #%lld · chain %s", text, (long long)req->last_audit_id,
-         short_hash(req->last_hash, h, sizeof(h)));
+         ob__short_hash(req->last_hash, h, sizeof(h)));
     free(text);
 }
 
 /* ---- requests ----------------------------------------------------------- */
 
-static struct ob_request *request_new(struct ob_bot *bot, struct ob_adapter *ad,
-                                      const struct ob_event *ev, const char *thread)
+struct ob_request *ob__request_new(struct ob_bot *bot, struct ob_adapter *ad,
+                                   const struct ob_event *ev, const char *thread)
 {
     struct ob_request *req = ob_xcalloc(1, sizeof(*req));
 
@@ -267,7 +207,7 @@ static struct ob_request *request_new(struct ob_bot *bot, struct ob_adapter *ad,
     req->ad = ad;
     ob_random_id("r-", req->id, sizeof(req->id));
     ob_strlcpy(req->platform, ev->platform, sizeof(req->platform));
-    qualify(req->user, sizeof(req->user), ev->platform, ev->user);
+    ob__qualify(req->user, sizeof(req->user), ev->platform, ev->user);
     ob_strlcpy(req->raw_user, ev->user ? ev->user : "", sizeof(req->raw_user));
     ob_strlcpy(req->channel, ev->channel ? ev->channel : "", sizeof(req->channel));
     ob_strlcpy(req->thread, thread ? thread : "", sizeof(req->thread));
@@ -288,7 +228,7 @@ static void request_unlink(struct ob_request *req)
     }
 }
 
-static void request_free(struct ob_request *req)
+void ob__request_free(struct ob_request *req)
 {
     if (!req)
         return;
@@ -298,12 +238,12 @@ static void request_free(struct ob_request *req)
     free(req);
 }
 
-static void request_end(struct ob_request *req)
+void ob__request_end(struct ob_request *req)
 {
     struct ob_bot *bot = req->bot;
 
-    request_free(req);
-    maybe_idle(bot);
+    ob__request_free(req);
+    ob__maybe_idle(bot);
     if (bot->stopping && bot->running == 0)
         finish_shutdown(bot);
 }
@@ -345,8 +285,8 @@ static void run_help(struct ob_request *req)
         fprintf(f, "\n(nothing: the policy allows you no actions)");
     fprintf(f, "\nExplicit form: !ACTION value key=value (e.g. !status checkout env=prod).");
     fclose(f);
-    req_audit(req, "finished", "opsbot", NULL);
-    say_final(req, "%s", text);
+    ob__req_audit(req, "finished", "opsbot", NULL);
+    ob__say_final(req, "%s", text);
     free(text);
 }
 
@@ -395,7 +335,7 @@ static void exec_done(void *data, const struct ob_exec_result *res)
             out_clean[AUDIT_OUTPUT_CAP] = save;
     }
     what = ok ? "finished" : "failed";
-    id = req_audit(req, what, "opsbot", d);
+    id = ob__req_audit(req, what, "opsbot", d);
     if (out_clean && *out_clean) {
         size_t olen = strlen(out_clean);
         bool cut = olen > cap;
@@ -409,15 +349,15 @@ static void exec_done(void *data, const struct ob_exec_result *res)
     {
         char prop[512];
 
-        say_final(req, "[#%lld] %s: %s — %s%s", (long long)id, what, status,
-                  ob_proposal_format(&req->prop, prop, sizeof(prop)), shown ? shown : "");
+        ob__say_final(req, "[#%lld] %s: %s — %s%s", (long long)id, what, status,
+                      ob_proposal_format(&req->prop, prop, sizeof(prop)), shown ? shown : "");
     }
     free(shown);
     free(out_clean);
-    request_end(req);
+    ob__request_end(req);
 }
 
-static void start_action(struct ob_request *req)
+void ob__start_action(struct ob_request *req)
 {
     struct ob_bot *bot = req->bot;
     const struct ob_action *a = req->prop.action;
@@ -431,437 +371,39 @@ static void start_action(struct ob_request *req)
         rc = ob_argv_render(req->bundle->cfg, cJSON_GetObjectItemCaseSensitive(a->executor, "argv"),
                             &req->prop, &argv);
         if (rc) {
-            id = req_audit(req, "failed", "opsbot", NULL);
-            say_final(req, "[#%lld] failed: cannot build the command (%s)", (long long)id,
-                      ob_strerror(rc));
-            request_end(req);
+            id = ob__req_audit(req, "failed", "opsbot", NULL);
+            ob__say_final(req, "[#%lld] failed: cannot build the command (%s)", (long long)id,
+                          ob_strerror(rc));
+            ob__request_end(req);
             return;
         }
         ob_argv_format(argv, cmd, sizeof(cmd));
         ob_argv_free(argv);
     }
     if (!a->executor) {
-        req_audit(req, "started", "opsbot", NULL);
+        ob__req_audit(req, "started", "opsbot", NULL);
         run_help(req);
-        request_end(req);
+        ob__request_end(req);
         return;
     }
     d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "command", cmd);
-    id = req_audit(req, "started", "opsbot", d);
+    id = ob__req_audit(req, "started", "opsbot", d);
     /* Durable before anything runs: after a crash the trail says what began. */
     rc = ob_store_flush(bot->store);
     if (rc) {
-        say_final(req, "[#%lld] not run: the audit trail cannot be written (%s)", (long long)id,
-                  ob_strerror(rc));
-        request_end(req);
+        ob__say_final(req, "[#%lld] not run: the audit trail cannot be written (%s)", (long long)id,
+                      ob_strerror(rc));
+        ob__request_end(req);
         return;
     }
     set_state(req, RQ_RUNNING);
     sayf(req, 0, "[#%lld] running: %s", (long long)id, cmd);
     rc = ob_exec_start(bot->exec, &req->prop, exec_done, req);
     if (rc) {
-        id = req_audit(req, "failed", "opsbot", NULL);
-        say_final(req, "[#%lld] failed: %s", (long long)id, ob_strerror(rc));
-        request_end(req);
-    }
-}
-
-/* ---- approvals ---------------------------------------------------------- */
-
-static void persist_approval(struct ob_bot *bot, const struct ob_approval *ap)
-{
-    struct ob_stored_approval sa;
-    char *json = ob_approval_to_json(ap);
-
-    if (!json)
-        return;
-    sa.id = (char *)ap->id;
-    sa.request_id = (char *)ap->request_id;
-    sa.json = json;
-    sa.deadline_ms = ap->deadline_ms;
-    if (ob_store_approval_save(bot->store, &sa))
-        ob_error("approval", "cannot persist approval %s", ap->id);
-    free(json);
-}
-
-static void approval_posted(void *data, int status, const struct ob_msgref *ref)
-{
-    struct pending *pa = data;
-
-    if (status || !ref)
-        return;
-    if (pa->ap.nmsgs < OB_APPROVAL_MAX_MSGS)
-        pa->ap.msgs[pa->ap.nmsgs++] = *ref;
-    else
-        pa->ap.msgs[OB_APPROVAL_MAX_MSGS - 1] = *ref;
-}
-
-static void format_params(const struct ob_approval *ap, char *buf, size_t len)
-{
-    size_t off = (size_t)snprintf(buf, len, "%s", ap->action);
-
-    for (size_t i = 0; i < ap->nparams && off < len; i++)
-        off += (size_t)snprintf(buf + off, len - off, " %s=%s", ap->params[i].name,
-                                ap->params[i].value);
-}
-
-static void post_approval_request(struct ob_bot *bot, struct pending *pa, const char *cmd,
-                                  const char *prefix)
-{
-    struct ob_approval *ap = &pa->ap;
-    char what[512], members[512], when[40], left[32], *text = NULL;
-    int64_t now = ob_now_ms();
-
-    format_params(ap, what, sizeof(what));
-    ob_policy_group_members(bot->bundle->pol, ap->group, members, sizeof(members));
-    ob_time_format(ap->deadline_ms, when, sizeof(when));
-    when[16] = '\0';
-    when[10] = ' ';
-    ob_duration_format(ap->deadline_ms > now ? ap->deadline_ms - now : 0, left, sizeof(left));
-    if (asprintf(&text,
-                 "%sAPPROVAL NEEDED (%s): %s\n"
-                 "asked by %s · rule %s\n"
-                 "will run: %s\n"
-                 "approvers: %d of group %s (%s)%s\n"
-                 "react ✅ (white_check_mark) to approve or ❌ (x) to refuse · expires %s UTC "
-                 "(in %s)",
-                 prefix, ap->id, what, ap->requester, ap->rule, cmd, ap->needed, ap->group, members,
-                 ap->allow_self ? "" : "; the requester may not approve", when, left) < 0)
-        return;
-    post_raw(bot, pa->ad, ap->origin.channel, ap->origin.thread, OB_POST_APPROVAL, NULL, text,
-             approval_posted, pa);
-    free(text);
-}
-
-static void request_approval(struct ob_request *req, const struct ob_decision *dec)
-{
-    struct ob_bot *bot = req->bot;
-    struct pending *pa = ob_xcalloc(1, sizeof(*pa));
-    struct ob_approval *ap = &pa->ap;
-    char **argv = NULL, cmd[1024] = "built-in";
-    cJSON *d;
-
-    pa->ad = req->ad;
-    ob_random_id("a-", ap->id, sizeof(ap->id));
-    ob_strlcpy(ap->request_id, req->id, sizeof(ap->request_id));
-    ob_strlcpy(ap->requester, req->user, sizeof(ap->requester));
-    ob_strlcpy(ap->platform, req->platform, sizeof(ap->platform));
-    ob_strlcpy(ap->origin.channel, req->channel, sizeof(ap->origin.channel));
-    ob_strlcpy(ap->origin.thread, req->thread, sizeof(ap->origin.thread));
-    ob_strlcpy(ap->action, req->prop.action->name, sizeof(ap->action));
-    for (size_t i = 0; i < req->prop.nparams; i++)
-        ap->params[i] = req->prop.params[i];
-    ap->nparams = req->prop.nparams;
-    ob_strlcpy(ap->group, dec->approvers, sizeof(ap->group));
-    ap->needed = dec->count < 1 ? 1 : dec->count;
-    ap->allow_self = dec->allow_self;
-    ob_strlcpy(ap->rule, dec->rule, sizeof(ap->rule));
-    ap->created_ms = ob_now_ms();
-    ap->deadline_ms = ap->created_ms + (dec->ttl_ms > 0 ? dec->ttl_ms : 3600000);
-    ap->state = OB_APPROVAL_PENDING;
-    if (req->prop.action->executor &&
-        !ob_argv_render(req->bundle->cfg,
-                        cJSON_GetObjectItemCaseSensitive(req->prop.action->executor, "argv"),
-                        &req->prop, &argv)) {
-        ob_argv_format(argv, cmd, sizeof(cmd));
-        ob_argv_free(argv);
-    }
-    d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "approval", ap->id);
-    cJSON_AddStringToObject(d, "approvers", ap->group);
-    cJSON_AddNumberToObject(d, "count", ap->needed);
-    cJSON_AddBoolToObject(d, "allow_self", ap->allow_self);
-    cJSON_AddNumberToObject(d, "deadline_ms", (double)ap->deadline_ms);
-    cJSON_AddStringToObject(d, "command", cmd);
-    req_audit(req, "approval_requested", "opsbot", d);
-    pa->next = bot->approvals;
-    bot->approvals = pa;
-    {
-        char prefix[48];
-
-        snprintf(prefix, sizeof(prefix), "[#%lld] ", (long long)req->last_audit_id);
-        post_approval_request(bot, pa, cmd, prefix);
-    }
-    persist_approval(bot, ap);
-    arm_expiry(bot);
-    request_free(req); /* the approval carries everything from here on */
-}
-
-/* Rebuilds a runnable request from a granted approval; parameters are
- * validated again against the current catalog. */
-static void run_approved(struct ob_bot *bot, struct pending *pa)
-{
-    struct ob_approval *ap = &pa->ap;
-    struct ob_event ev = {0};
-    struct ob_request *req;
-    const struct ob_action *a = ob_catalog_find(bot->bundle->cat, ap->action);
-    char why[256];
-
-    ev.platform = ap->platform;
-    ev.user = strchr(ap->requester, ':') ? strchr(ap->requester, ':') + 1 : ap->requester;
-    ev.channel = ap->origin.channel;
-    req = request_new(bot, pa->ad, &ev, ap->origin.thread);
-    ob_strlcpy(req->id, ap->request_id, sizeof(req->id));
-    ob_strlcpy(req->user, ap->requester, sizeof(req->user));
-    if (!a) {
-        int64_t id = req_audit(req, "failed", "opsbot", NULL);
-
-        say_final(req, "[#%lld] not run: action '%s' is no longer in the catalog", (long long)id,
-                  ap->action);
-        request_end(req);
-        return;
-    }
-    req->prop.action = a;
-    req->prop.source = "approval";
-    req->prop.confidence = 1.0;
-    for (size_t i = 0; i < ap->nparams; i++) {
-        const struct ob_param_def *p = ob_action_param(a, ap->params[i].name);
-        struct ob_kv *kv = &req->prop.params[req->prop.nparams];
-
-        if (!p || ob_param_validate(p, ap->params[i].value, kv->value, sizeof(kv->value), why,
-                                    sizeof(why))) {
-            int64_t id = req_audit(req, "failed", "opsbot", NULL);
-
-            say_final(req, "[#%lld] not run: parameter %s no longer valid (%s)", (long long)id,
-                      ap->params[i].name, p ? why : "unknown parameter");
-            request_end(req);
-            return;
-        }
-        ob_strlcpy(kv->name, ap->params[i].name, sizeof(kv->name));
-        req->prop.nparams++;
-    }
-    start_action(req);
-}
-
-static void resolve_message(struct ob_bot *bot, struct pending *pa, const char *outcome)
-{
-    struct ob_approval *ap = &pa->ap;
-    char what[512], *text = NULL;
-
-    format_params(ap, what, sizeof(what));
-    if (asprintf(&text, "%s (%s): %s", outcome, ap->id, what) < 0)
-        return;
-    for (size_t i = 0; i < ap->nmsgs; i++) {
-        struct ob_post p = {0};
-        char *clean = ob_redact_apply(bot->bundle->red, text, strlen(text));
-
-        if (!clean)
-            break;
-        p.channel = ap->msgs[i].channel;
-        p.thread = ap->msgs[i].thread;
-        p.text = clean;
-        p.flags = OB_POST_APPROVAL | OB_POST_RESOLVED;
-        if (pa->ad)
-            ob_adapter_update(pa->ad, &ap->msgs[i], &p);
-        free(clean);
-    }
-    free(text);
-}
-
-/* Audits, echoes and cleans up an approval that reached an end state. */
-static void approval_closed(struct ob_bot *bot, struct pending *pa)
-{
-    struct ob_approval *ap = &pa->ap;
-    cJSON *d = cJSON_CreateObject();
-    const char *step, *actor = ap->decided_by[0] ? ap->decided_by : "opsbot";
-    char outcome[300], h[20];
-    int64_t id;
-
-    cJSON_AddStringToObject(d, "approval", ap->id);
-    if (ap->decided_by[0])
-        cJSON_AddStringToObject(d, "by", ap->decided_by);
-    if (ap->state == OB_APPROVAL_GRANTED) {
-        cJSON *v = cJSON_AddArrayToObject(d, "approvers");
-
-        for (size_t i = 0; i < ap->nvotes; i++)
-            cJSON_AddItemToArray(v, cJSON_CreateString(ap->votes[i]));
-        step = "approval_granted";
-        snprintf(outcome, sizeof(outcome), "APPROVED by %s", ap->decided_by);
-    } else if (ap->state == OB_APPROVAL_REFUSED) {
-        step = "approval_refused";
-        snprintf(outcome, sizeof(outcome), "%s by %s — not run",
-                 !strcmp(ap->decided_by, ap->requester) ? "WITHDRAWN" : "REFUSED", ap->decided_by);
-    } else {
-        step = "approval_expired";
-        snprintf(outcome, sizeof(outcome), "EXPIRED — not run");
-    }
-    ob_store_approval_delete(bot->store, ap->id);
-    {
-        char *actors;
-        /* Record into the request's trail; the request id continues. */
-        struct ob_request tmp = {0};
-
-        tmp.bot = bot;
-        ob_strlcpy(tmp.id, ap->request_id, sizeof(tmp.id));
-        id = audit(bot, &tmp, ap->request_id, step, actor, ap->platform, ap->origin.channel,
-                   ap->action, d);
-        resolve_message(bot, pa, outcome);
-        if (ap->state == OB_APPROVAL_GRANTED) {
-            if (asprintf(&actors, "[#%lld] approved by %s (%zu of %d)", (long long)id,
-                         ap->decided_by, ap->nvotes, ap->needed) >= 0) {
-                post_raw(bot, pa->ad, ap->origin.channel, ap->origin.thread, 0, NULL, actors, NULL,
-                         NULL);
-                free(actors);
-            }
-        } else if (asprintf(&actors, "[#%lld] %s\naudit #%lld · chain %s", (long long)id, outcome,
-                            (long long)id, short_hash(tmp.last_hash, h, sizeof(h))) >= 0) {
-            post_raw(bot, pa->ad, ap->origin.channel, ap->origin.thread, 0, NULL, actors, NULL,
-                     NULL);
-            free(actors);
-        }
-    }
-    if (ap->state == OB_APPROVAL_GRANTED && !bot->stopping)
-        run_approved(bot, pa);
-    arm_expiry(bot);
-    maybe_idle(bot);
-}
-
-static void prune_approvals(struct ob_bot *bot)
-{
-    size_t n = 0;
-
-    for (struct pending **pp = &bot->approvals; *pp;) {
-        struct pending *pa = *pp;
-
-        if (pa->ap.state != OB_APPROVAL_PENDING && ++n > RECENT_APPROVALS) {
-            *pp = pa->next;
-            free(pa);
-            continue;
-        }
-        pp = &pa->next;
-    }
-}
-
-static void expiry_cb(uv_timer_t *t)
-{
-    struct ob_bot *bot = t->data;
-    int64_t now = ob_now_ms();
-
-    for (struct pending *pa = bot->approvals; pa; pa = pa->next)
-        if (ob_approval_expire(&pa->ap, now))
-            approval_closed(bot, pa);
-    prune_approvals(bot);
-    arm_expiry(bot);
-}
-
-static void arm_expiry(struct ob_bot *bot)
-{
-    int64_t next = 0, now = ob_now_ms();
-
-    if (bot->closed)
-        return;
-    for (struct pending *pa = bot->approvals; pa; pa = pa->next)
-        if (pa->ap.state == OB_APPROVAL_PENDING && (!next || pa->ap.deadline_ms < next))
-            next = pa->ap.deadline_ms;
-    if (!next) {
-        uv_timer_stop(&bot->expiry_timer);
-        return;
-    }
-    uv_timer_start(&bot->expiry_timer, expiry_cb, next > now ? (uint64_t)(next - now) : 0, 0);
-}
-
-static void on_vote(struct ob_bot *bot, struct ob_adapter *ad, const struct ob_event *ev)
-{
-    char user[160], why[300];
-    struct pending *pa;
-    enum ob_vote v;
-    bool eligible;
-
-    qualify(user, sizeof(user), ev->platform, ev->user);
-    for (pa = bot->approvals; pa; pa = pa->next)
-        if (!strcmp(pa->ap.platform, ev->platform) &&
-            ob_approval_has_msg(&pa->ap, ev->channel, ev->message))
-            break;
-    if (!pa) {
-        /* Reactions elsewhere are everyday chat, except a vote on another
-         * message of a thread whose approval is open: say where to vote. */
-        if (ev->kind != OB_EV_REACTION_REMOVE && ob_approval_emoji(ev->emoji) && ev->thread) {
-            for (pa = bot->approvals; pa; pa = pa->next) {
-                if (pa->ap.state == OB_APPROVAL_PENDING && pa->ap.nmsgs &&
-                    !strcmp(pa->ap.platform, ev->platform) &&
-                    !strcmp(pa->ap.origin.thread, ev->thread)) {
-                    char *text;
-
-                    if (asprintf(&text,
-                                 "vote not counted: %s reacted on another message; react on the "
-                                 "approval request (%s) itself",
-                                 user, pa->ap.msgs[pa->ap.nmsgs - 1].message) >= 0) {
-                        post_raw(bot, ad, pa->ap.origin.channel, pa->ap.origin.thread, 0, NULL,
-                                 text, NULL, NULL);
-                        free(text);
-                    }
-                    break;
-                }
-            }
-        }
-        return;
-    }
-    if (ev->kind == OB_EV_REACTION_REMOVE) {
-        if (ob_approval_unvote(&pa->ap, user, ev->emoji) == OB_VOTE_WITHDRAWN) {
-            cJSON *d = cJSON_CreateObject();
-            struct ob_request tmp = {0};
-
-            cJSON_AddStringToObject(d, "approval", pa->ap.id);
-            cJSON_AddStringToObject(d, "by", user);
-            tmp.bot = bot;
-            audit(bot, &tmp, pa->ap.request_id, "approval_withdrawn", user, ev->platform,
-                  pa->ap.origin.channel, pa->ap.action, d);
-            persist_approval(bot, &pa->ap);
-            post_raw(bot, ad, pa->ap.origin.channel, pa->ap.origin.thread, 0, NULL,
-                     "an approval was taken back (reaction removed)", NULL, NULL);
-        }
-        return;
-    }
-    eligible = ob_policy_in_group(bot->bundle->pol, pa->ap.group, user);
-    v = ob_approval_vote(&pa->ap, user, eligible, ev->emoji, ob_now_ms(), why, sizeof(why));
-    switch (v) {
-    case OB_VOTE_NONE:
-    case OB_VOTE_WITHDRAWN:
-        return;
-    case OB_VOTE_REJECTED: {
-        cJSON *d = cJSON_CreateObject();
-        struct ob_request tmp = {0};
-        char *text;
-        int64_t id;
-
-        cJSON_AddStringToObject(d, "approval", pa->ap.id);
-        cJSON_AddStringToObject(d, "by", user);
-        cJSON_AddStringToObject(d, "why", why);
-        tmp.bot = bot;
-        id = audit(bot, &tmp, pa->ap.request_id, "vote_rejected", user, ev->platform,
-                   pa->ap.origin.channel, pa->ap.action, d);
-        if (asprintf(&text, "[#%lld] vote not counted: %s", (long long)id, why) >= 0) {
-            post_raw(bot, ad, pa->ap.origin.channel, pa->ap.origin.thread, 0, NULL, text, NULL,
-                     NULL);
-            free(text);
-        }
-        return;
-    }
-    case OB_VOTE_COUNTED: {
-        cJSON *d = cJSON_CreateObject();
-        struct ob_request tmp = {0};
-        char *text;
-        int64_t id;
-
-        cJSON_AddStringToObject(d, "approval", pa->ap.id);
-        cJSON_AddStringToObject(d, "by", user);
-        tmp.bot = bot;
-        id = audit(bot, &tmp, pa->ap.request_id, "approval_vote", user, ev->platform,
-                   pa->ap.origin.channel, pa->ap.action, d);
-        persist_approval(bot, &pa->ap);
-        if (asprintf(&text, "[#%lld] approval %zu of %d from %s — waiting for more", (long long)id,
-                     pa->ap.nvotes, pa->ap.needed, user) >= 0) {
-            post_raw(bot, ad, pa->ap.origin.channel, pa->ap.origin.thread, 0, NULL, text, NULL,
-                     NULL);
-            free(text);
-        }
-        return;
-    }
-    case OB_VOTE_GRANTED:
-    case OB_VOTE_REFUSED:
-        approval_closed(bot, pa);
-        return;
+        id = ob__req_audit(req, "failed", "opsbot", NULL);
+        ob__say_final(req, "[#%lld] failed: %s", (long long)id, ob_strerror(rc));
+        ob__request_end(req);
     }
 }
 
@@ -895,22 +437,22 @@ static void decide(struct ob_request *req)
     cJSON_AddStringToObject(d, "rule", dec.rule);
     cJSON_AddStringToObject(d, "where", dec.where);
     cJSON_AddStringToObject(d, "reason", dec.reason);
-    id = req_audit(req, "decided", "opsbot", d);
+    id = ob__req_audit(req, "decided", "opsbot", d);
     if (dec.effect == OB_EFFECT_DENY) {
-        say_final(req, "[#%lld] denied: %s — rule %s%s%s%s", (long long)id, dec.reason, dec.rule,
-                  dec.where[0] ? " (" : "", dec.where, dec.where[0] ? ")" : "");
-        request_end(req);
+        ob__say_final(req, "[#%lld] denied: %s — rule %s%s%s%s", (long long)id, dec.reason,
+                      dec.rule, dec.where[0] ? " (" : "", dec.where, dec.where[0] ? ")" : "");
+        ob__request_end(req);
         return;
     }
     ob_store_count_note(bot->store, req->user, req->prop.action->name, pr.now_ms);
     if (dec.effect == OB_EFFECT_ALLOW) {
         sayf(req, 0, "[#%lld] policy: allowed — rule %s (%s)", (long long)id, dec.rule, dec.where);
-        start_action(req);
+        ob__start_action(req);
         return;
     }
     sayf(req, 0, "[#%lld] policy: needs %d approval(s) from %s — rule %s (%s)", (long long)id,
          dec.count, dec.approvers, dec.rule, dec.where);
-    request_approval(req, &dec);
+    ob__request_approval(req, &dec);
 }
 
 /* ---- inbound messages --------------------------------------------------- */
@@ -923,7 +465,7 @@ static void ask(struct ob_request *req)
 
     ob_intent_question(&req->prop, q, sizeof(q));
     cJSON_AddStringToObject(d, "question", q);
-    id = req_audit(req, "asked", "opsbot", d);
+    id = ob__req_audit(req, "asked", "opsbot", d);
     req->ask_deadline_ms = ob_now_ms() + req->bundle->ask_ttl_ms;
     req->asks++;
     set_state(req, RQ_ASKING);
@@ -938,13 +480,13 @@ static void understood(struct ob_request *req, const char *text)
 
     cJSON_AddStringToObject(d, "text", text);
     cJSON_AddStringToObject(d, "thread", req->thread);
-    req_audit(req, "received", NULL, d);
+    ob__req_audit(req, "received", NULL, d);
     d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "proposal", ob_proposal_format(&req->prop, prop, sizeof(prop)));
     cJSON_AddItemToObject(d, "params", proposal_json(&req->prop));
     cJSON_AddStringToObject(d, "source", req->prop.source ? req->prop.source : "?");
     cJSON_AddNumberToObject(d, "confidence", req->prop.confidence);
-    id = req_audit(req, "understood", "opsbot", d);
+    id = ob__req_audit(req, "understood", "opsbot", d);
     sayf(req, 0, "[#%lld] understood: %s (%s, confidence %.2f)", (long long)id, prop,
          req->prop.source ? req->prop.source : "?", req->prop.confidence);
 }
@@ -972,8 +514,8 @@ static void drop_stale_asks(struct ob_bot *bot)
     for (struct ob_request *r = bot->requests, *next; r; r = next) {
         next = r->next;
         if (r->state == RQ_ASKING && now > r->ask_deadline_ms) {
-            req_audit(r, "abandoned", "opsbot", NULL);
-            request_free(r);
+            ob__req_audit(r, "abandoned", "opsbot", NULL);
+            ob__request_free(r);
         }
     }
 }
@@ -985,15 +527,15 @@ static void on_answer(struct ob_request *req, const char *text)
     cJSON *d = cJSON_CreateObject();
 
     cJSON_AddStringToObject(d, "answer", text);
-    req_audit(req, "answered", NULL, d);
+    ob__req_audit(req, "answered", NULL, d);
     st = ob_intent_answer(&req->prop, text, msg, sizeof(msg));
     if (st == OB_PARSE_INVALID) {
         if (req->asks >= 3) {
-            int64_t id = req_audit(req, "abandoned", "opsbot", NULL);
+            int64_t id = ob__req_audit(req, "abandoned", "opsbot", NULL);
 
-            say_final(req, "[#%lld] %s — giving up after 3 tries; nothing was run", (long long)id,
-                      msg);
-            request_end(req);
+            ob__say_final(req, "[#%lld] %s — giving up after 3 tries; nothing was run",
+                          (long long)id, msg);
+            ob__request_end(req);
             return;
         }
         sayf(req, 0, "%s", msg);
@@ -1012,7 +554,7 @@ static void on_answer(struct ob_request *req, const char *text)
         cJSON_AddStringToObject(u, "proposal", ob_proposal_format(&req->prop, prop, sizeof(prop)));
         cJSON_AddItemToObject(u, "params", proposal_json(&req->prop));
         cJSON_AddStringToObject(u, "source", req->prop.source ? req->prop.source : "?");
-        id = req_audit(req, "understood", "opsbot", u);
+        id = ob__req_audit(req, "understood", "opsbot", u);
         sayf(req, 0, "[#%lld] understood: %s", (long long)id, prop);
     }
     decide(req);
@@ -1021,8 +563,8 @@ static void on_answer(struct ob_request *req, const char *text)
 static void reply_plain(struct ob_bot *bot, struct ob_adapter *ad, const struct ob_event *ev,
                         const char *text)
 {
-    post_raw(bot, ad, ev->channel, ev->thread ? ev->thread : ev->message, 0, NULL, text, NULL,
-             NULL);
+    ob__post_raw(bot, ad, ev->channel, ev->thread ? ev->thread : ev->message, 0, NULL, text, NULL,
+                 NULL);
 }
 
 static void on_message(struct ob_bot *bot, struct ob_adapter *ad, const struct ob_event *ev)
@@ -1032,7 +574,7 @@ static void on_message(struct ob_bot *bot, struct ob_adapter *ad, const struct o
     const char *thread = ev->thread && *ev->thread ? ev->thread : ev->message;
     struct ob_request *req;
 
-    qualify(user, sizeof(user), ev->platform, ev->user);
+    ob__qualify(user, sizeof(user), ev->platform, ev->user);
     if (ev->text_len > (size_t)bot->bundle->max_message_bytes) {
         char line[160];
 
@@ -1078,20 +620,21 @@ static void on_message(struct ob_bot *bot, struct ob_adapter *ad, const struct o
         cJSON *d = cJSON_CreateObject();
         int64_t id;
 
-        req = request_new(bot, ad, ev, thread);
+        req = ob__request_new(bot, ad, ev, thread);
         if (res->n)
             req->prop = res->proposals[0];
         cJSON_AddStringToObject(d, "text", text);
-        req_audit(req, "received", NULL, d);
+        ob__req_audit(req, "received", NULL, d);
         d = cJSON_CreateObject();
         cJSON_AddStringToObject(d, "why", res->message);
-        id = req_audit(req, res->status == OB_PARSE_INVALID ? "invalid" : "ambiguous", "opsbot", d);
-        say_final(req, "[#%lld] not run: %s", (long long)id, res->message);
-        request_end(req);
+        id = ob__req_audit(req, res->status == OB_PARSE_INVALID ? "invalid" : "ambiguous", "opsbot",
+                           d);
+        ob__say_final(req, "[#%lld] not run: %s", (long long)id, res->message);
+        ob__request_end(req);
         break;
     }
     case OB_PARSE_ASK:
-        req = request_new(bot, ad, ev, thread);
+        req = ob__request_new(bot, ad, ev, thread);
         req->prop = res->proposals[0];
         understood(req, text);
         ask(req);
@@ -1105,7 +648,7 @@ static void on_message(struct ob_bot *bot, struct ob_adapter *ad, const struct o
             reply_plain(bot, ad, ev, line);
         }
         for (size_t i = 0; i < res->n && !bot->stopping; i++) {
-            req = request_new(bot, ad, ev, thread);
+            req = ob__request_new(bot, ad, ev, thread);
             req->prop = res->proposals[i];
             understood(req, text);
             decide(req);
@@ -1145,10 +688,10 @@ static void on_event(void *data, struct ob_adapter *ad, const struct ob_event *e
     case OB_EV_REACTION_ADD:
     case OB_EV_REACTION_REMOVE:
     case OB_EV_BUTTON:
-        on_vote(bot, ad, ev);
+        ob__on_vote(bot, ad, ev);
         break;
     }
-    maybe_idle(bot);
+    ob__maybe_idle(bot);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -1163,17 +706,7 @@ static size_t inflight_cb(void *core)
     return ob_bot_inflight(core);
 }
 
-static size_t pending_cb(void *core)
-{
-    struct ob_bot *bot = core;
-    size_t n = 0;
-
-    for (struct pending *pa = bot->approvals; pa; pa = pa->next)
-        n += pa->ap.state == OB_APPROVAL_PENDING;
-    return n;
-}
-
-static void maybe_idle(struct ob_bot *bot)
+void ob__maybe_idle(struct ob_bot *bot)
 {
     if (ob_bot_inflight(bot))
         return;
@@ -1260,50 +793,10 @@ int ob_bot_add_adapter(struct ob_bot *bot, struct ob_adapter *ad)
     ad->on_event = on_event;
     ad->on_event_data = bot;
     ad->inflight = inflight_cb;
-    ad->pending_approvals = pending_cb;
+    ad->pending_approvals = ob__pending_cb;
     ad->shutdown = shutdown_cb;
     bot->adapters[bot->nadapters++] = ad;
     return 0;
-}
-
-static void restore_approvals(struct ob_bot *bot)
-{
-    struct ob_stored_approval *sa = NULL;
-    size_t n = 0;
-    int64_t now = ob_now_ms();
-
-    if (ob_store_approvals_load(bot->store, &sa, &n)) {
-        ob_error("approval", "cannot load pending approvals from the store");
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct pending *pa = ob_xcalloc(1, sizeof(*pa));
-
-        if (ob_approval_from_json(&pa->ap, sa[i].json)) {
-            ob_error("approval", "stored approval %s is unreadable: dropped", sa[i].id);
-            ob_store_approval_delete(bot->store, sa[i].id);
-            free(pa);
-            continue;
-        }
-        pa->ad = adapter_by_name(bot, pa->ap.platform);
-        pa->next = bot->approvals;
-        bot->approvals = pa;
-        if (ob_approval_expire(&pa->ap, now)) {
-            ob_info("approval", "%s expired while opsbot was down", pa->ap.id);
-            approval_closed(bot, pa);
-            continue;
-        }
-        ob_info("approval", "%s restored (%zu of %d approvals so far)", pa->ap.id, pa->ap.nvotes,
-                pa->ap.needed);
-        if (pa->ad && (pa->ad->ops->flags & OB_ADAPTER_EPHEMERAL_IDS)) {
-            pa->ap.nmsgs = 0; /* old ids would collide with new messages */
-            post_approval_request(bot, pa, "(as approved earlier — see the request's trail)",
-                                  "still pending from before a restart — ");
-            persist_approval(bot, &pa->ap);
-        }
-    }
-    ob_store_approvals_free(sa, n);
-    arm_expiry(bot);
 }
 
 int ob_bot_start(struct ob_bot *bot)
@@ -1317,7 +810,7 @@ int ob_bot_start(struct ob_bot *bot)
             return rc;
         }
     }
-    restore_approvals(bot);
+    ob__restore_approvals(bot);
     ob_store_flush(bot->store);
     return 0;
 }
@@ -1389,8 +882,8 @@ static void grace_cb(uv_timer_t *t)
             cJSON *d = cJSON_CreateObject();
 
             cJSON_AddStringToObject(d, "error", "killed at shutdown after the grace period");
-            req_audit(r, "failed", "opsbot", d);
-            request_free(r);
+            ob__req_audit(r, "failed", "opsbot", d);
+            ob__request_free(r);
         }
     }
     finish_shutdown(bot);
@@ -1420,7 +913,7 @@ static void finish_shutdown(struct ob_bot *bot)
     /* Questions nobody answered end with the process. */
     for (struct ob_request *r = bot->requests, *next; r; r = next) {
         next = r->next;
-        request_free(r);
+        ob__request_free(r);
     }
     ob_store_flush(bot->store);
     ob_exec_free(bot->exec);

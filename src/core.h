@@ -1,0 +1,97 @@
+/* Private to the core (bot.c and approvals.c): the bot, its requests and
+ * its pending approvals, and the helpers both files use. */
+#ifndef OPSBOT_CORE_PRIV_H
+#define OPSBOT_CORE_PRIV_H
+
+#include <cjson/cJSON.h>
+
+#include "bundle.h"
+#include "opsbot/approval.h"
+#include "opsbot/audit.h"
+#include "opsbot/store.h"
+
+#define MAX_ADAPTERS 8
+#define RECENT_APPROVALS 256
+#define AUDIT_OUTPUT_CAP 4096
+
+enum req_state { RQ_NEW, RQ_ASKING, RQ_DECIDING, RQ_RUNNING, RQ_DONE };
+
+struct ob_request {
+    struct ob_request *next;
+    struct ob_bot *bot;
+    struct ob_bundle *bundle; /* reference: the catalog the proposal points into */
+    struct ob_adapter *ad;
+    enum req_state state;
+    char id[32];
+    char platform[32];
+    char user[160];     /* qualified */
+    char raw_user[128]; /* as the platform knows it */
+    char channel[128];
+    char thread[128]; /* where the bot answers */
+    struct ob_proposal prop;
+    int64_t ask_deadline_ms;
+    int asks;
+    int64_t last_audit_id;
+    char last_hash[OB_HASH_HEX];
+};
+
+struct pending {
+    struct pending *next;
+    struct ob_approval ap;
+    struct ob_adapter *ad;
+};
+
+struct ob_bot {
+    uv_loop_t *loop;
+    struct ob_bundle *bundle;
+    char *config_path;
+    struct ob_store *store;
+    struct ob_exec *exec;
+    struct ob_adapter *adapters[MAX_ADAPTERS];
+    size_t nadapters;
+    struct ob_request *requests; /* asking or running */
+    struct pending *approvals;   /* pending first; resolved ones kept a while */
+    size_t running;
+    size_t posts_in_flight;
+    uv_check_t flush_check;
+    uv_timer_t expiry_timer;
+    uv_timer_t grace_timer;
+    uv_signal_t sig_hup, sig_term, sig_int;
+    bool signals;
+    bool stopping;
+    bool closed;
+    int exit_status;
+};
+
+/* ---- bot.c ---- */
+void ob__qualify(char *out, size_t len, const char *platform, const char *user);
+struct ob_adapter *ob__adapter_by_name(struct ob_bot *bot, const char *name);
+const char *ob__short_hash(const char *hash, char *buf, size_t len);
+/* Appends one audit record (detail owned, redacted first); returns its id
+ * (0 on failure, logged) and, with req, remembers id and chain hash. */
+int64_t ob__audit(struct ob_bot *bot, struct ob_request *req, const char *request_id,
+                  const char *step, const char *actor, const char *platform, const char *channel,
+                  const char *action, cJSON *detail);
+int64_t ob__req_audit(struct ob_request *req, const char *step, const char *actor, cJSON *detail);
+/* Redacts and posts text; cb (optional) gets the message reference. */
+int ob__post_raw(struct ob_bot *bot, struct ob_adapter *ad, const char *channel,
+                 const char *thread, unsigned flags, const char *ask_user, const char *text,
+                 ob_post_cb cb, void *data);
+void ob__say_final(struct ob_request *req, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+struct ob_request *ob__request_new(struct ob_bot *bot, struct ob_adapter *ad,
+                                   const struct ob_event *ev, const char *thread);
+void ob__request_free(struct ob_request *req);
+void ob__request_end(struct ob_request *req);
+void ob__start_action(struct ob_request *req);
+void ob__maybe_idle(struct ob_bot *bot);
+
+/* ---- approvals.c ---- */
+/* Hands a decided request to an approval (the request is freed). */
+void ob__request_approval(struct ob_request *req, const struct ob_decision *dec);
+void ob__on_vote(struct ob_bot *bot, struct ob_adapter *ad, const struct ob_event *ev);
+void ob__restore_approvals(struct ob_bot *bot);
+void ob__arm_expiry(struct ob_bot *bot);
+size_t ob__pending_cb(void *core);
+
+#endif
