@@ -72,7 +72,7 @@ static void post_approval_request(struct ob_bot *bot, struct pending *pa, const 
                  ap->allow_self ? "" : "; the requester may not approve", when, left) < 0)
         return;
     ob__post_raw(bot, pa->ad, ap->origin.channel, ap->origin.thread, OB_POST_APPROVAL, NULL, text,
-             approval_posted, pa);
+                 approval_posted, pa);
     free(text);
 }
 
@@ -149,8 +149,8 @@ static void run_approved(struct ob_bot *bot, struct pending *pa)
     if (!a) {
         int64_t id = ob__req_audit(req, "failed", "opsbot", NULL);
 
-        ob__say_final(req, "[#%lld] not run: action '%s' is no longer in the catalog", (long long)id,
-                  ap->action);
+        ob__say_final(req, "[#%lld] not run: action '%s' is no longer in the catalog",
+                      (long long)id, ap->action);
         ob__request_end(req);
         return;
     }
@@ -166,7 +166,7 @@ static void run_approved(struct ob_bot *bot, struct pending *pa)
             int64_t id = ob__req_audit(req, "failed", "opsbot", NULL);
 
             ob__say_final(req, "[#%lld] not run: parameter %s no longer valid (%s)", (long long)id,
-                      ap->params[i].name, p ? why : "unknown parameter");
+                          ap->params[i].name, p ? why : "unknown parameter");
             ob__request_end(req);
             return;
         }
@@ -237,19 +237,19 @@ static void approval_closed(struct ob_bot *bot, struct pending *pa)
         tmp.bot = bot;
         ob_strlcpy(tmp.id, ap->request_id, sizeof(tmp.id));
         id = ob__audit(bot, &tmp, ap->request_id, step, actor, ap->platform, ap->origin.channel,
-                   ap->action, d);
+                       ap->action, d);
         resolve_message(bot, pa, outcome);
         if (ap->state == OB_APPROVAL_GRANTED) {
             if (asprintf(&actors, "[#%lld] approved by %s (%zu of %d)", (long long)id,
                          ap->decided_by, ap->nvotes, ap->needed) >= 0) {
-                ob__post_raw(bot, pa->ad, ap->origin.channel, ap->origin.thread, 0, NULL, actors, NULL,
-                         NULL);
+                ob__post_raw(bot, pa->ad, ap->origin.channel, ap->origin.thread, 0, NULL, actors,
+                             NULL, NULL);
                 free(actors);
             }
         } else if (asprintf(&actors, "[#%lld] %s\naudit #%lld · chain %s", (long long)id, outcome,
                             (long long)id, ob__short_hash(tmp.last_hash, h, sizeof(h))) >= 0) {
             ob__post_raw(bot, pa->ad, ap->origin.channel, ap->origin.thread, 0, NULL, actors, NULL,
-                     NULL);
+                         NULL);
             free(actors);
         }
     }
@@ -330,7 +330,7 @@ void ob__on_vote(struct ob_bot *bot, struct ob_adapter *ad, const struct ob_even
                                  "approval request (%s) itself",
                                  user, pa->ap.msgs[pa->ap.nmsgs - 1].message) >= 0) {
                         ob__post_raw(bot, ad, pa->ap.origin.channel, pa->ap.origin.thread, 0, NULL,
-                                 text, NULL, NULL);
+                                     text, NULL, NULL);
                         free(text);
                     }
                     break;
@@ -348,10 +348,10 @@ void ob__on_vote(struct ob_bot *bot, struct ob_adapter *ad, const struct ob_even
             cJSON_AddStringToObject(d, "by", user);
             tmp.bot = bot;
             ob__audit(bot, &tmp, pa->ap.request_id, "approval_withdrawn", user, ev->platform,
-                  pa->ap.origin.channel, pa->ap.action, d);
+                      pa->ap.origin.channel, pa->ap.action, d);
             persist_approval(bot, &pa->ap);
             ob__post_raw(bot, ad, pa->ap.origin.channel, pa->ap.origin.thread, 0, NULL,
-                     "an approval was taken back (reaction removed)", NULL, NULL);
+                         "an approval was taken back (reaction removed)", NULL, NULL);
         }
         return;
     }
@@ -372,10 +372,10 @@ void ob__on_vote(struct ob_bot *bot, struct ob_adapter *ad, const struct ob_even
         cJSON_AddStringToObject(d, "why", why);
         tmp.bot = bot;
         id = ob__audit(bot, &tmp, pa->ap.request_id, "vote_rejected", user, ev->platform,
-                   pa->ap.origin.channel, pa->ap.action, d);
+                       pa->ap.origin.channel, pa->ap.action, d);
         if (asprintf(&text, "[#%lld] vote not counted: %s", (long long)id, why) >= 0) {
             ob__post_raw(bot, ad, pa->ap.origin.channel, pa->ap.origin.thread, 0, NULL, text, NULL,
-                     NULL);
+                         NULL);
             free(text);
         }
         return;
@@ -390,12 +390,12 @@ void ob__on_vote(struct ob_bot *bot, struct ob_adapter *ad, const struct ob_even
         cJSON_AddStringToObject(d, "by", user);
         tmp.bot = bot;
         id = ob__audit(bot, &tmp, pa->ap.request_id, "approval_vote", user, ev->platform,
-                   pa->ap.origin.channel, pa->ap.action, d);
+                       pa->ap.origin.channel, pa->ap.action, d);
         persist_approval(bot, &pa->ap);
         if (asprintf(&text, "[#%lld] approval %zu of %d from %s — waiting for more", (long long)id,
                      pa->ap.nvotes, pa->ap.needed, user) >= 0) {
             ob__post_raw(bot, ad, pa->ap.origin.channel, pa->ap.origin.thread, 0, NULL, text, NULL,
-                     NULL);
+                         NULL);
             free(text);
         }
         return;
@@ -456,4 +456,3 @@ size_t ob__pending_cb(void *core)
         n += pa->ap.state == OB_APPROVAL_PENDING;
     return n;
 }
-

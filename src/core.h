@@ -74,9 +74,8 @@ int64_t ob__audit(struct ob_bot *bot, struct ob_request *req, const char *reques
                   const char *action, cJSON *detail);
 int64_t ob__req_audit(struct ob_request *req, const char *step, const char *actor, cJSON *detail);
 /* Redacts and posts text; cb (optional) gets the message reference. */
-int ob__post_raw(struct ob_bot *bot, struct ob_adapter *ad, const char *channel,
-                 const char *thread, unsigned flags, const char *ask_user, const char *text,
-                 ob_post_cb cb, void *data);
+int ob__post_raw(struct ob_bot *bot, struct ob_adapter *ad, const char *channel, const char *thread,
+                 unsigned flags, const char *ask_user, const char *text, ob_post_cb cb, void *data);
 void ob__say_final(struct ob_request *req, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 struct ob_request *ob__request_new(struct ob_bot *bot, struct ob_adapter *ad,
