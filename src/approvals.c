@@ -81,7 +81,7 @@ void ob__request_approval(struct ob_request *req, const struct ob_decision *dec)
     struct ob_bot *bot = req->bot;
     struct pending *pa = ob_xcalloc(1, sizeof(*pa));
     struct ob_approval *ap = &pa->ap;
-    char **argv = NULL, cmd[1024] = "built-in";
+    char cmd[1024] = "built-in";
     cJSON *d;
 
     pa->ad = req->ad;
@@ -103,12 +103,8 @@ void ob__request_approval(struct ob_request *req, const struct ob_decision *dec)
     ap->deadline_ms = ap->created_ms + (dec->ttl_ms > 0 ? dec->ttl_ms : 3600000);
     ap->state = OB_APPROVAL_PENDING;
     if (req->prop.action->executor &&
-        !ob_argv_render(req->bundle->cfg,
-                        cJSON_GetObjectItemCaseSensitive(req->prop.action->executor, "argv"),
-                        &req->prop, &argv)) {
-        ob_argv_format(argv, cmd, sizeof(cmd));
-        ob_argv_free(argv);
-    }
+        ob_exec_describe(req->bundle->cfg, &req->prop, cmd, sizeof(cmd)))
+        ob_strlcpy(cmd, "(cannot be rendered: it will fail)", sizeof(cmd));
     d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "approval", ap->id);
     cJSON_AddStringToObject(d, "approvers", ap->group);

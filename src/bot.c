@@ -13,15 +13,21 @@
 #include <cjson/cJSON.h>
 
 #include "core.h"
+#include "opsbot/http.h"
+#include "opsbot/platform.h"
+#include "opsbot/ws.h"
 #include "opsbot/approval.h"
 #include "opsbot/audit.h"
 #include "opsbot/err.h"
+#include "opsbot/llm.h"
+#include "opsbot/metrics.h"
 #include "opsbot/store.h"
 #include "opsbot/util.h"
 
 static const char *const req_state_names[] = {"new", "asking", "deciding", "running", "done"};
 
 static void finish_shutdown(struct ob_bot *bot);
+static void release_cb(uv_timer_t *t);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -58,6 +64,26 @@ static void set_state(struct ob_request *req, enum req_state s)
 
 /* ---- audit -------------------------------------------------------------- */
 
+/* Approvals reaching a decision are counted where they are audited. */
+static void count_approval(struct ob_bot *bot, const char *request_id, const char *step)
+{
+    static const char *const steps[] = {"approval_granted", "approval_refused", "approval_expired",
+                                        NULL};
+
+    for (size_t i = 0; steps[i]; i++) {
+        if (strcmp(step, steps[i]))
+            continue;
+        for (struct pending *pa = bot->approvals; pa; pa = pa->next) {
+            if (request_id && !strcmp(pa->ap.request_id, request_id)) {
+                ob_metrics_approval(step + 9, (double)(ob_now_ms() - pa->ap.created_ms) / 1000.0);
+                return;
+            }
+        }
+        ob_metrics_approval(step + 9, 0);
+        return;
+    }
+}
+
 /* Appends one record; detail (owned, may be NULL) is redacted first. */
 int64_t ob__audit(struct ob_bot *bot, struct ob_request *req, const char *request_id,
                   const char *step, const char *actor, const char *platform, const char *channel,
@@ -89,6 +115,7 @@ int64_t ob__audit(struct ob_bot *bot, struct ob_request *req, const char *reques
         ob_error("audit", "cannot append '%s' of %s: %s", step, request_id, ob_strerror(rc));
         return 0;
     }
+    count_approval(bot, request_id, step);
     if (req) {
         req->last_audit_id = id;
         ob_strlcpy(req->last_hash, hash, sizeof(req->last_hash));
@@ -122,6 +149,8 @@ static void post_done(void *data, int status, const struct ob_msgref *ref)
     free(pc);
     bot->posts_in_flight--;
     ob__maybe_idle(bot);
+    if (bot->closed && !bot->posts_in_flight && !uv_is_closing((uv_handle_t *)&bot->release_timer))
+        uv_timer_start(&bot->release_timer, release_cb, 0, 0);
 }
 
 /* Redacts and posts text; cb (optional) gets the message reference. */
@@ -230,12 +259,53 @@ static void request_unlink(struct ob_request *req)
 
 void ob__request_free(struct ob_request *req)
 {
-    if (!req)
+    if (!req || req->dead)
         return;
     request_unlink(req);
     set_state(req, RQ_DONE);
     ob_bundle_unref(req->bundle);
+    req->bundle = NULL;
+    if (req->post_refs > 0) {
+        req->dead = true; /* running_posted() frees it */
+        return;
+    }
     free(req);
+}
+
+/* The "running:" message landed: progress lines now edit it in place. */
+static void running_posted(void *data, int status, const struct ob_msgref *ref)
+{
+    struct ob_request *req = data;
+
+    if (--req->post_refs == 0 && req->dead) {
+        free(req);
+        return;
+    }
+    if (!status && ref && !req->dead) {
+        req->running_ref = *ref;
+        req->has_running_ref = true;
+    }
+}
+
+static void exec_progress(void *data, const char *line)
+{
+    struct ob_request *req = data;
+    struct ob_post p = {0};
+    char *text = NULL, *clean;
+
+    if (!req->has_running_ref || req->dead)
+        return;
+    if (asprintf(&text, "%s\n⏳ %s", req->running_text, line) < 0)
+        return;
+    clean = ob_redact_apply(req->bundle->red, text, strlen(text));
+    free(text);
+    if (!clean)
+        return;
+    p.channel = req->running_ref.channel;
+    p.thread = req->running_ref.thread;
+    p.text = clean;
+    ob_adapter_update(req->ad, &req->running_ref, &p);
+    free(clean);
 }
 
 void ob__request_end(struct ob_request *req)
@@ -298,12 +368,17 @@ static void exec_done(void *data, const struct ob_exec_result *res)
     size_t cap = (size_t)req->bundle->chat_output_cap;
     bool ok = !res->err && !res->term_signal && !res->timed_out && res->exit_status == 0;
     const char *what;
-    char status[128];
+    char status[200];
     int64_t id;
     char *out_clean;
 
     ob_duration_format(res->duration_ms, dur, sizeof(dur));
-    if (res->err)
+    if (res->status[0] && res->timed_out) /* network executors say it themselves */
+        snprintf(status, sizeof(status), "%s", res->status);
+    else if (res->status[0])
+        snprintf(status, sizeof(status), "%s%s in %s", res->dry_run ? "dry run, " : "",
+                 strcmp(res->status, "dry run") ? res->status : "nothing sent", dur);
+    else if (res->err)
         snprintf(status, sizeof(status), "could not start: %s", ob_strerror(res->err));
     else if (res->timed_out)
         snprintf(status, sizeof(status), "timed out after %s, killed (signal %d)", dur,
@@ -315,6 +390,10 @@ static void exec_done(void *data, const struct ob_exec_result *res)
     out_clean = ob_redact_apply(req->bundle->red, res->output ? res->output : "",
                                 res->output ? res->output_len : 0);
     cJSON_AddNumberToObject(d, "exit", (double)res->exit_status);
+    if (res->status[0])
+        cJSON_AddStringToObject(d, "status", res->status);
+    if (res->dry_run)
+        cJSON_AddTrueToObject(d, "dry_run");
     if (res->term_signal)
         cJSON_AddNumberToObject(d, "signal", res->term_signal);
     if (res->timed_out)
@@ -335,6 +414,12 @@ static void exec_done(void *data, const struct ob_exec_result *res)
             out_clean[AUDIT_OUTPUT_CAP] = save;
     }
     what = ok ? "finished" : "failed";
+    ob_metrics_execution(req->prop.action->name,
+                         res->err         ? "error"
+                         : res->timed_out ? "timeout"
+                         : ok             ? "ok"
+                                          : "failed",
+                         (double)res->duration_ms / 1000.0);
     id = ob__req_audit(req, what, "opsbot", d);
     if (out_clean && *out_clean) {
         size_t olen = strlen(out_clean);
@@ -361,15 +446,14 @@ void ob__start_action(struct ob_request *req)
 {
     struct ob_bot *bot = req->bot;
     const struct ob_action *a = req->prop.action;
-    char **argv = NULL;
+    struct ob_exec_start_opts eo = {.cfg = req->bundle->cfg, .red = req->bundle->red};
     char cmd[1024] = "built-in";
     cJSON *d;
     int64_t id;
     int rc;
 
     if (a->executor) {
-        rc = ob_argv_render(req->bundle->cfg, cJSON_GetObjectItemCaseSensitive(a->executor, "argv"),
-                            &req->prop, &argv);
+        rc = ob_exec_describe(req->bundle->cfg, &req->prop, cmd, sizeof(cmd));
         if (rc) {
             id = ob__req_audit(req, "failed", "opsbot", NULL);
             ob__say_final(req, "[#%lld] failed: cannot build the command (%s)", (long long)id,
@@ -377,8 +461,6 @@ void ob__start_action(struct ob_request *req)
             ob__request_end(req);
             return;
         }
-        ob_argv_format(argv, cmd, sizeof(cmd));
-        ob_argv_free(argv);
     }
     if (!a->executor) {
         ob__req_audit(req, "started", "opsbot", NULL);
@@ -398,8 +480,14 @@ void ob__start_action(struct ob_request *req)
         return;
     }
     set_state(req, RQ_RUNNING);
-    sayf(req, 0, "[#%lld] running: %s", (long long)id, cmd);
-    rc = ob_exec_start(bot->exec, &req->prop, exec_done, req);
+    snprintf(req->running_text, sizeof(req->running_text), "[#%lld] running: %s", (long long)id,
+             cmd);
+    req->post_refs++;
+    if (ob__post_raw(bot, req->ad, req->channel, req->thread, 0, NULL, req->running_text,
+                     running_posted, req))
+        req->post_refs--;
+    eo.on_progress = exec_progress;
+    rc = ob_exec_start_ex(bot->exec, &req->prop, &eo, exec_done, req);
     if (rc) {
         id = ob__req_audit(req, "failed", "opsbot", NULL);
         ob__say_final(req, "[#%lld] failed: %s", (long long)id, ob_strerror(rc));
@@ -432,6 +520,7 @@ static void decide(struct ob_request *req)
     pr.is_read = req->prop.action->risk == OB_RISK_READ;
     pr.now_ms = ob_now_ms();
     ob_policy_decide(req->bundle->pol, &pr, count_cb, bot->store, &dec);
+    ob_metrics_decision(ob_effect_name(dec.effect), dec.rule);
     d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "effect", ob_effect_name(dec.effect));
     cJSON_AddStringToObject(d, "rule", dec.rule);
@@ -472,10 +561,52 @@ static void ask(struct ob_request *req)
     sayf(req, OB_POST_QUESTION, "[#%lld] %s", (long long)id, q);
 }
 
-static void understood(struct ob_request *req, const char *text)
+/* "LLM unavailable (timeout after 20s): used the rules", or "". */
+static const char *fallback_note(const struct ob_llm_result *lr, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (lr && ob_llm_falls_back(lr))
+        snprintf(buf, len, "LLM %s (%s): used the rules",
+                 lr->outcome == OB_LLM_UNAVAILABLE ? "unavailable" : "answer unusable", lr->why);
+    return buf;
+}
+
+/* "llm llama3.1@3f9c2a1b7d0e · 812→41 tokens · $0.000146 · 930 ms" */
+static const char *llm_how(const struct ob_llm_result *lr, char *buf, size_t len)
+{
+    snprintf(buf, len, "llm %s@%s · %lld→%lld tokens · $%.6f · %lld ms", lr->model,
+             lr->prompt_version, (long long)lr->tokens_in, (long long)lr->tokens_out, lr->cost_usd,
+             (long long)lr->latency_ms);
+    return buf;
+}
+
+/* The LLM's part of an audit record. */
+static void llm_detail(cJSON *d, const struct ob_llm_result *lr)
+{
+    if (!lr)
+        return;
+    if (ob_llm_falls_back(lr)) {
+        cJSON_AddStringToObject(d, "llm_fallback", lr->why);
+        cJSON_AddStringToObject(d, "llm_result", lr->result);
+    }
+    cJSON_AddStringToObject(d, "model", lr->model);
+    cJSON_AddStringToObject(d, "prompt_version", lr->prompt_version);
+    cJSON_AddNumberToObject(d, "tokens_in", (double)lr->tokens_in);
+    cJSON_AddNumberToObject(d, "tokens_out", (double)lr->tokens_out);
+    cJSON_AddNumberToObject(d, "cost_usd", lr->cost_usd);
+    cJSON_AddNumberToObject(d, "latency_ms", (double)lr->latency_ms);
+    cJSON_AddStringToObject(d, "connection", lr->connection);
+}
+
+static bool from_llm(const struct ob_proposal *p)
+{
+    return p->source && !strcmp(p->source, "llm");
+}
+
+static void understood(struct ob_request *req, const char *text, const struct ob_llm_result *lr)
 {
     cJSON *d = cJSON_CreateObject();
-    char prop[512];
+    char prop[512], how[300], note[300];
     int64_t id;
 
     cJSON_AddStringToObject(d, "text", text);
@@ -485,10 +616,19 @@ static void understood(struct ob_request *req, const char *text)
     cJSON_AddStringToObject(d, "proposal", ob_proposal_format(&req->prop, prop, sizeof(prop)));
     cJSON_AddItemToObject(d, "params", proposal_json(&req->prop));
     cJSON_AddStringToObject(d, "source", req->prop.source ? req->prop.source : "?");
-    cJSON_AddNumberToObject(d, "confidence", req->prop.confidence);
+    if (!from_llm(&req->prop))
+        cJSON_AddNumberToObject(d, "confidence", req->prop.confidence);
+    llm_detail(d, lr);
     id = ob__req_audit(req, "understood", "opsbot", d);
-    sayf(req, 0, "[#%lld] understood: %s (%s, confidence %.2f)", (long long)id, prop,
-         req->prop.source ? req->prop.source : "?", req->prop.confidence);
+    if (from_llm(&req->prop) && lr) {
+        sayf(req, 0, "[#%lld] understood: %s (%s)", (long long)id, prop,
+             llm_how(lr, how, sizeof(how)));
+        return;
+    }
+    fallback_note(lr, note, sizeof(note));
+    sayf(req, 0, "[#%lld] understood: %s (%s, confidence %.2f%s%s)", (long long)id, prop,
+         req->prop.source ? req->prop.source : "?", req->prop.confidence, note[0] ? "; " : "",
+         note);
 }
 
 static struct ob_request *find_ask(struct ob_bot *bot, const struct ob_event *ev, const char *user)
@@ -567,11 +707,285 @@ static void reply_plain(struct ob_bot *bot, struct ob_adapter *ad, const struct 
                  NULL);
 }
 
+/* ---- the parse seam: the rules, then maybe the LLM ----------------------- */
+
+/* A message waiting for the LLM (counted in ob_bot_inflight). */
+struct parse_job {
+    struct parse_job *next;
+    struct ob_bot *bot;
+    struct ob_bundle *bundle; /* reference: the catalog the answer points into */
+    struct ob_adapter *ad;
+    struct ob_llm_call *call;
+    char id[160], platform[32], user[128], channel[128], thread[128], message[128];
+    bool has_thread, addressed;
+    char *text;
+    struct ob_parse_result rules;
+};
+
+static void handle_parse(struct ob_bot *bot, struct ob_adapter *ad, const struct ob_event *ev,
+                         const char *text, const struct ob_parse_result *res,
+                         const struct ob_llm_result *lr);
+
+static void thread_key(const struct ob_event *ev, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s/%s", ev->platform, ev->channel ? ev->channel : "",
+             ev->thread && *ev->thread ? ev->thread : (ev->message ? ev->message : ""));
+}
+
+/* Remembers a thread message (redacted, capped) for llm.context_messages. */
+static void context_note(struct ob_bot *bot, const struct ob_event *ev, const char *who,
+                         const char *text)
+{
+    const struct ob_llm_config *lc = bot->bundle->llm;
+    struct ctx_msg *m;
+    char *clean;
+
+    if (!lc || !lc->set.enabled || lc->set.context_messages <= 0)
+        return;
+    m = &bot->ctx[bot->ctx_next++ % CTX_RING];
+    thread_key(ev, m->thread, sizeof(m->thread));
+    clean = ob_redact_apply(bot->bundle->red, text, strnlen(text, CTX_TEXT * 2));
+    snprintf(m->text, sizeof(m->text), "%s: %s", who, clean ? clean : "");
+    free(clean);
+}
+
+/* The last n messages of ev's thread, oldest first (pointers into the ring,
+ * valid until the next context_note). */
+static size_t context_of(struct ob_bot *bot, const struct ob_event *ev, size_t n, const char **out)
+{
+    char key[300];
+    size_t got = 0;
+
+    thread_key(ev, key, sizeof(key));
+    for (size_t k = 1; k <= CTX_RING && got < n && k <= bot->ctx_next; k++) {
+        const struct ctx_msg *m = &bot->ctx[(bot->ctx_next - k) % CTX_RING];
+
+        if (!strcmp(m->thread, key))
+            out[got++] = m->text;
+    }
+    for (size_t i = 0; i < got / 2; i++) {
+        const char *t = out[i];
+
+        out[i] = out[got - 1 - i];
+        out[got - 1 - i] = t;
+    }
+    return got;
+}
+
+/* The model asked a question: it goes into the thread (capped and tamed
+ * already, redacted on posting); the user's reply is a new message there. */
+static void clarify(struct ob_bot *bot, struct ob_adapter *ad, const struct ob_event *ev,
+                    const char *text, const struct ob_llm_result *lr)
+{
+    const char *thread = ev->thread && *ev->thread ? ev->thread : ev->message;
+    struct ob_request *req = ob__request_new(bot, ad, ev, thread);
+    cJSON *d = cJSON_CreateObject();
+    int64_t id;
+
+    cJSON_AddStringToObject(d, "text", text);
+    cJSON_AddStringToObject(d, "thread", req->thread);
+    ob__req_audit(req, "received", NULL, d);
+    d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "question", lr->text);
+    cJSON_AddStringToObject(d, "source", "llm");
+    llm_detail(d, lr);
+    id = ob__req_audit(req, "asked", "opsbot", d);
+    sayf(req, OB_POST_QUESTION, "[#%lld] %s", (long long)id, lr->text);
+    context_note(bot, ev, "opsbot asked", lr->text);
+    ob__request_end(req);
+}
+
+static void job_event(const struct parse_job *j, struct ob_event *ev)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->kind = OB_EV_MESSAGE;
+    ev->id = j->id;
+    ev->platform = j->platform;
+    ev->user = j->user;
+    ev->channel = j->channel;
+    ev->thread = j->has_thread ? j->thread : NULL;
+    ev->message = j->message;
+    ev->text = j->text;
+    ev->text_len = strlen(j->text);
+    ev->addressed = j->addressed;
+}
+
+/* After a reload the answer's actions point into the old catalog: look
+ * them up again in the current one (gone = nothing to do). */
+static void rebind(struct ob_parse_result *res, const struct ob_catalog *cat)
+{
+    for (size_t i = 0; i < res->n; i++) {
+        struct ob_proposal *p = &res->proposals[i];
+        const char *missing = p->missing ? p->missing->name : NULL;
+
+        if (!p->action)
+            continue;
+        p->action = ob_catalog_find(cat, p->action->name);
+        if (!p->action) {
+            memset(res, 0, sizeof(*res));
+            res->status = OB_PARSE_NONE;
+            return;
+        }
+        p->missing = missing ? ob_action_param(p->action, missing) : NULL;
+    }
+}
+
+static void count_llm_call(struct ob_bot *bot, const struct parse_job *j,
+                           const struct ob_llm_result *lr)
+{
+    struct ob_metrics_llm m = {0};
+    char user[160];
+
+    ob__qualify(user, sizeof(user), j->platform, j->user);
+    m.connection = lr->connection;
+    m.model = lr->model;
+    if (lr->outcome == OB_LLM_PROPOSAL && lr->parse.n && lr->parse.proposals[0].action)
+        m.action = lr->parse.proposals[0].action->name;
+    else if (lr->outcome == OB_LLM_PROPOSAL && !strcmp(lr->result, "unknown_action"))
+        m.action = "unknown";
+    else if (lr->outcome == OB_LLM_CLARIFY)
+        m.action = "clarify";
+    else if (lr->outcome == OB_LLM_NO_ACTION)
+        m.action = "no_action";
+    else
+        m.action = "none";
+    m.channel = j->channel;
+    m.team = ob_policy_first_group(bot->bundle->pol, user);
+    m.result = lr->result[0] ? lr->result : "error";
+    m.tokens_in = lr->tokens_in;
+    m.tokens_out = lr->tokens_out;
+    m.cost_usd = lr->cost_usd;
+    m.seconds = (double)lr->latency_ms / 1000.0;
+    ob_metrics_llm_call(&m);
+}
+
+static void job_free(struct parse_job *j)
+{
+    ob_bundle_unref(j->bundle);
+    free(j->text);
+    free(j);
+}
+
+static void job_unlink(struct parse_job *j)
+{
+    struct ob_bot *bot = j->bot;
+
+    for (struct parse_job **pp = &bot->parses; *pp; pp = &(*pp)->next) {
+        if (*pp == j) {
+            *pp = j->next;
+            bot->parsing--;
+            break;
+        }
+    }
+}
+
+/* The LLM answered (or the fallback took over): the pipeline goes on. */
+static void parse_done(void *data, const struct ob_llm_result *lr)
+{
+    struct parse_job *j = data;
+    struct ob_bot *bot = j->bot;
+    struct ob_llm_result *r = ob_xmalloc(sizeof(*r));
+    struct ob_parse_result *res = &j->rules;
+    struct ob_event ev;
+
+    j->call = NULL;
+    job_unlink(j);
+    *r = *lr;
+    count_llm_call(bot, j, r);
+    if (ob_llm_falls_back(r))
+        ob_warn("llm", "%s: %s: used the rules", r->connection, r->why);
+    if (!ob_llm_falls_back(r)) {
+        res = &r->parse;
+        if (r->outcome != OB_LLM_PROPOSAL) {
+            memset(res, 0, sizeof(*res));
+            res->status = OB_PARSE_NONE;
+        }
+    }
+    if (j->bundle != bot->bundle)
+        rebind(res, bot->bundle->cat);
+    if (!bot->stopping) {
+        job_event(j, &ev);
+        handle_parse(bot, j->ad, &ev, j->text, res, r);
+    }
+    free(r);
+    job_free(j);
+    ob__maybe_idle(bot);
+}
+
+static int ensure_llm(struct ob_bot *bot)
+{
+    int rc = 0;
+
+    if (!bot->http)
+        rc = ob_http_new(&bot->http, bot->loop);
+    if (!rc && !bot->llm)
+        rc = ob_llm_new(&bot->llm, bot->loop, bot->http);
+    if (rc)
+        ob_error("llm", "cannot start the LLM client: %s; the rules parse", ob_strerror(rc));
+    return rc;
+}
+
+/* Rules first; the LLM when the mode wants it. Rules-only and the explicit
+ * grammar complete right here, as before. */
+static void begin_parse(struct ob_bot *bot, struct ob_adapter *ad, const struct ob_event *ev,
+                        const char *text)
+{
+    const struct ob_llm_settings *ls = bot->bundle->llm ? &bot->bundle->llm->set : NULL;
+    struct ob_parse_result *res = ob_xmalloc(sizeof(*res));
+    struct ob_llm_parse_req rq = {0};
+    const char *ctx[OB_LLM_CONTEXT_MAX];
+    struct parse_job *j;
+    int rc;
+
+    ob_intent_parse(bot->bundle->cat, text, res);
+    if (!ob_llm_wanted(ls, text, res) || ensure_llm(bot)) {
+        handle_parse(bot, ad, ev, text, res, NULL);
+        context_note(bot, ev, ev->user, text);
+        free(res);
+        return;
+    }
+    j = ob_xcalloc(1, sizeof(*j));
+    j->bot = bot;
+    j->bundle = ob_bundle_ref(bot->bundle);
+    j->ad = ad;
+    ob_strlcpy(j->id, ev->id ? ev->id : "", sizeof(j->id));
+    ob_strlcpy(j->platform, ev->platform, sizeof(j->platform));
+    ob_strlcpy(j->user, ev->user, sizeof(j->user));
+    ob_strlcpy(j->channel, ev->channel ? ev->channel : "", sizeof(j->channel));
+    j->has_thread = ev->thread && *ev->thread;
+    ob_strlcpy(j->thread, j->has_thread ? ev->thread : "", sizeof(j->thread));
+    ob_strlcpy(j->message, ev->message ? ev->message : "", sizeof(j->message));
+    j->addressed = ev->addressed;
+    j->text = ob_xstrdup(text);
+    j->rules = *res;
+    free(res);
+    rq.set = ls;
+    rq.cat = j->bundle->cat;
+    rq.red = j->bundle->red;
+    rq.text = text;
+    rq.context = ctx;
+    rq.ncontext = context_of(bot, ev, (size_t)ls->context_messages, ctx);
+    j->next = bot->parses;
+    bot->parses = j;
+    bot->parsing++;
+    rc = ob_llm_parse(bot->llm, &rq, parse_done, j, &j->call);
+    context_note(bot, ev, ev->user, text);
+    if (rc) {
+        struct ob_llm_result lr = {0};
+
+        lr.outcome = OB_LLM_UNAVAILABLE;
+        ob_strlcpy(lr.result, "error", sizeof(lr.result));
+        snprintf(lr.why, sizeof(lr.why), "cannot start the call: %s", ob_strerror(rc));
+        ob_strlcpy(lr.connection, ls->conn->name, sizeof(lr.connection));
+        ob_strlcpy(lr.model, ls->conn->model, sizeof(lr.model));
+        ob_strlcpy(lr.prompt_version, ls->prompt_version, sizeof(lr.prompt_version));
+        parse_done(j, &lr);
+    }
+}
+
 static void on_message(struct ob_bot *bot, struct ob_adapter *ad, const struct ob_event *ev)
 {
-    struct ob_parse_result *res;
     char user[160], *text;
-    const char *thread = ev->thread && *ev->thread ? ev->thread : ev->message;
     struct ob_request *req;
 
     ob__qualify(user, sizeof(user), ev->platform, ev->user);
@@ -606,14 +1020,44 @@ static void on_message(struct ob_bot *bot, struct ob_adapter *ad, const struct o
         return;
     }
 
-    res = ob_xmalloc(sizeof(*res));
-    ob_intent_parse(bot->bundle->cat, text, res);
+    begin_parse(bot, ad, ev, text);
+    free(text);
+}
+
+/* What the parse produced (rules, or the LLM's validated proposal) goes on
+ * through the pipeline: understood -> policy -> ... */
+static void handle_parse(struct ob_bot *bot, struct ob_adapter *ad, const struct ob_event *ev,
+                         const char *text, const struct ob_parse_result *res,
+                         const struct ob_llm_result *lr)
+{
+    const char *thread = ev->thread && *ev->thread ? ev->thread : ev->message;
+    struct ob_request *req;
+    char note[300], how[300], *msg = NULL;
+
+    fallback_note(lr, note, sizeof(note));
+    if (lr && lr->outcome == OB_LLM_CLARIFY) {
+        clarify(bot, ad, ev, text, lr);
+        return;
+    }
+    if (lr && lr->outcome == OB_LLM_NO_ACTION) {
+        if (ev->addressed &&
+            asprintf(&msg, "Nothing for me to do%s%s%s. Say \"help\" to see what I can do.",
+                     lr->text[0] ? " (" : "", lr->text, lr->text[0] ? ")" : "") >= 0) {
+            reply_plain(bot, ad, ev, msg);
+            free(msg);
+        }
+        return;
+    }
     switch (res->status) {
     case OB_PARSE_NONE:
-        if (ev->addressed)
-            reply_plain(bot, ad, ev,
-                        "I did not understand that as a request. Say \"help\" to see what I can "
-                        "do.");
+        if (ev->addressed &&
+            asprintf(&msg,
+                     "I did not understand that as a request. Say \"help\" to see what I can "
+                     "do.%s%s%s",
+                     note[0] ? " (" : "", note, note[0] ? ")" : "") >= 0) {
+            reply_plain(bot, ad, ev, msg);
+            free(msg);
+        }
         break;
     case OB_PARSE_INVALID:
     case OB_PARSE_AMBIGUOUS: {
@@ -627,16 +1071,24 @@ static void on_message(struct ob_bot *bot, struct ob_adapter *ad, const struct o
         ob__req_audit(req, "received", NULL, d);
         d = cJSON_CreateObject();
         cJSON_AddStringToObject(d, "why", res->message);
+        if (lr && !ob_llm_falls_back(lr))
+            cJSON_AddStringToObject(d, "source", "llm");
+        llm_detail(d, lr);
         id = ob__req_audit(req, res->status == OB_PARSE_INVALID ? "invalid" : "ambiguous", "opsbot",
                            d);
-        ob__say_final(req, "[#%lld] not run: %s", (long long)id, res->message);
+        if (lr && !ob_llm_falls_back(lr))
+            ob__say_final(req, "[#%lld] not run: %s (%s)", (long long)id, res->message,
+                          llm_how(lr, how, sizeof(how)));
+        else
+            ob__say_final(req, "[#%lld] not run: %s%s%s%s", (long long)id, res->message,
+                          note[0] ? " (" : "", note, note[0] ? ")" : "");
         ob__request_end(req);
         break;
     }
     case OB_PARSE_ASK:
         req = ob__request_new(bot, ad, ev, thread);
         req->prop = res->proposals[0];
-        understood(req, text);
+        understood(req, text, lr);
         ask(req);
         break;
     case OB_PARSE_OK:
@@ -650,13 +1102,11 @@ static void on_message(struct ob_bot *bot, struct ob_adapter *ad, const struct o
         for (size_t i = 0; i < res->n && !bot->stopping; i++) {
             req = ob__request_new(bot, ad, ev, thread);
             req->prop = res->proposals[i];
-            understood(req, text);
+            understood(req, text, lr);
             decide(req);
         }
         break;
     }
-    free(res);
-    free(text);
 }
 
 static void on_event(void *data, struct ob_adapter *ad, const struct ob_event *ev)
@@ -667,6 +1117,9 @@ static void on_event(void *data, struct ob_adapter *ad, const struct ob_event *e
 
     if (bot->stopping || !ev->platform || !ev->user)
         return;
+    ob_metrics_event(ev->platform,
+                     (const char *[]){"message", "reaction_add", "reaction_remove",
+                                      "button"}[ev->kind <= OB_EV_BUTTON ? ev->kind : 0]);
     if (ev->id && *ev->id) {
         snprintf(claim, sizeof(claim), "%s:%s", ev->platform, ev->id);
         rc = ob_store_claim(bot->store, claim, ob_now_ms());
@@ -698,7 +1151,8 @@ static void on_event(void *data, struct ob_adapter *ad, const struct ob_event *e
 
 size_t ob_bot_inflight(const struct ob_bot *bot)
 {
-    return bot->running + bot->posts_in_flight + (bot->exec ? ob_exec_active(bot->exec) : 0);
+    return bot->running + bot->posts_in_flight + bot->parsing +
+           (bot->exec ? ob_exec_active(bot->exec) : 0);
 }
 
 static size_t inflight_cb(void *core)
@@ -745,6 +1199,33 @@ static void shutdown_cb(void *core)
     ob_bot_shutdown(core);
 }
 
+/* An adapter cannot go on (e.g. its token was rejected): say why, stop,
+ * and make the process exit non-zero. */
+static void fatal_cb(void *core, const char *why)
+{
+    struct ob_bot *bot = core;
+
+    ob_error("pipeline", "%s", why);
+    bot->exit_status = 1;
+    ob_bot_shutdown(bot);
+}
+
+/* Network executors (prometheus, loki, kubernetes, http) need the HTTP
+ * client: created when an action binds one. */
+static void exec_http(struct ob_bot *bot)
+{
+    const struct ob_catalog *cat = bot->bundle->cat;
+    int rc = 0;
+
+    for (size_t i = 0; cat && i < cat->n && !bot->http; i++) {
+        if (ob_exec_binding_is_network(cat->actions[i].executor))
+            rc = ob_http_new(&bot->http, bot->loop);
+    }
+    if (rc)
+        ob_error("exec", "cannot start the HTTP client: %s", ob_strerror(rc));
+    ob_exec_set_http(bot->exec, bot->http);
+}
+
 int ob_bot_new(struct ob_bot **out, uv_loop_t *loop, struct ob_bundle *b, const char *config_path)
 {
     struct ob_bot *bot = ob_xcalloc(1, sizeof(*bot));
@@ -764,6 +1245,7 @@ int ob_bot_new(struct ob_bot **out, uv_loop_t *loop, struct ob_bundle *b, const 
     rc = ob_exec_new(&bot->exec, loop, b->cfg, &b->exec_opts);
     if (rc)
         goto fail;
+    exec_http(bot);
     uv_check_init(loop, &bot->flush_check);
     bot->flush_check.data = bot;
     uv_check_start(&bot->flush_check, flush_cb);
@@ -772,6 +1254,8 @@ int ob_bot_new(struct ob_bot **out, uv_loop_t *loop, struct ob_bundle *b, const 
     bot->expiry_timer.data = bot;
     uv_timer_init(loop, &bot->grace_timer);
     bot->grace_timer.data = bot;
+    uv_timer_init(loop, &bot->release_timer);
+    bot->release_timer.data = bot;
     *out = bot;
     return 0;
 fail:
@@ -795,12 +1279,127 @@ int ob_bot_add_adapter(struct ob_bot *bot, struct ob_adapter *ad)
     ad->inflight = inflight_cb;
     ad->pending_approvals = ob__pending_cb;
     ad->shutdown = shutdown_cb;
+    ad->fatal = fatal_cb;
     bot->adapters[bot->nadapters++] = ad;
     return 0;
 }
 
+/* Creates the adapters of every platform configured under `platforms:`
+ * (the console is started by `opsbot console` itself). */
+static int create_platforms(struct ob_bot *bot)
+{
+    const cJSON *plat =
+                    cJSON_GetObjectItemCaseSensitive(ob_config_root(bot->bundle->cfg), "platforms"),
+                *p;
+    struct ob_platform_env env = {0};
+    int rc;
+
+    cJSON_ArrayForEach(p, plat)
+    {
+        const struct ob_platform *pf = ob_platform_find(p->string);
+        struct ob_adapter *ad = NULL;
+
+        if (!pf)
+            continue;
+        if (pf->needs_lws && !bot->lws) {
+            rc = ob_lws_new(&bot->lws, bot->loop);
+            if (rc) {
+                ob_error("pipeline", "cannot start libwebsockets: %s", ob_strerror(rc));
+                return rc;
+            }
+        }
+        if (pf->needs_http && !bot->http) {
+            rc = ob_http_new(&bot->http, bot->loop);
+            if (rc) {
+                ob_error("pipeline", "cannot start the HTTP client: %s", ob_strerror(rc));
+                return rc;
+            }
+        }
+        env.loop = bot->loop;
+        env.lws = bot->lws;
+        env.http = bot->http;
+        env.red = bot->bundle->red;
+        env.cfg = bot->bundle->cfg;
+        rc = pf->create(&ad, &env, p);
+        if (rc) {
+            ob_error("pipeline", "cannot create the %s adapter: %s", pf->name, ob_strerror(rc));
+            return rc;
+        }
+        rc = ob_bot_add_adapter(bot, ad);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+size_t ob_bot_adapter_count(const struct ob_bot *bot)
+{
+    return bot->nadapters;
+}
+
+/* /readyz: configuration loaded (we exist), store open, every adapter
+ * that can tell says it is connected. */
+static bool ready_cb(void *data, char *why, size_t len)
+{
+    struct ob_bot *bot = data;
+
+    if (!bot->store) {
+        snprintf(why, len, "the state store is not open");
+        return false;
+    }
+    if (bot->stopping) {
+        snprintf(why, len, "shutting down");
+        return false;
+    }
+    for (size_t i = 0; i < bot->nadapters; i++) {
+        struct ob_adapter *ad = bot->adapters[i];
+
+        if (ad->ops->ready && !ad->ops->ready(ad)) {
+            snprintf(why, len, "adapter %s is not connected", ad->ops->name);
+            return false;
+        }
+    }
+    return true;
+}
+
+static int start_metrics(struct ob_bot *bot)
+{
+    const char *listen = bot->bundle->metrics_listen;
+    int rc;
+
+    if (!listen || bot->metrics)
+        return 0;
+    if (!bot->lws) {
+        rc = ob_lws_new(&bot->lws, bot->loop);
+        if (rc) {
+            ob_error("metrics", "cannot start libwebsockets: %s", ob_strerror(rc));
+            return rc;
+        }
+    }
+    rc = ob_metrics_server_new(&bot->metrics, bot->lws, listen, ready_cb, bot);
+    if (rc) {
+        ob_error("metrics", "cannot listen on %s: %s", listen, ob_strerror(rc));
+        return rc;
+    }
+    ob_info("metrics", "serving /metrics, /healthz and /readyz on port %d",
+            ob_metrics_server_port(bot->metrics));
+    return 0;
+}
+
+int ob_bot_metrics_port(const struct ob_bot *bot)
+{
+    return bot->metrics ? ob_metrics_server_port(bot->metrics) : -1;
+}
+
 int ob_bot_start(struct ob_bot *bot)
 {
+    int prc = create_platforms(bot);
+
+    if (prc)
+        return prc;
+    prc = start_metrics(bot);
+    if (prc)
+        return prc;
     for (size_t i = 0; i < bot->nadapters; i++) {
         int rc = bot->adapters[i]->ops->start(bot->adapters[i]);
 
@@ -833,10 +1432,14 @@ int ob_bot_reload(struct ob_bot *bot)
     ob_diag_release(&d);
     if (strcmp(nb->state_path, bot->bundle->state_path))
         ob_warn("config", "bot.state changed: takes effect at the next start");
+    if (!nb->metrics_listen != !bot->bundle->metrics_listen ||
+        (nb->metrics_listen && strcmp(nb->metrics_listen, bot->bundle->metrics_listen)))
+        ob_warn("config", "metrics.listen changed: takes effect at the next start");
     ob_log_set_redactor(nb->red);
     ob_log_set_level(nb->log_level);
     ob_bundle_unref(bot->bundle);
     bot->bundle = nb;
+    exec_http(bot);
     ob_info("config", "reloaded %s: %zu actions", bot->config_path, nb->cat->n);
     return 0;
 }
@@ -905,6 +1508,30 @@ void ob_bot_shutdown(struct ob_bot *bot)
     uv_timer_start(&bot->grace_timer, grace_cb, (uint64_t)bot->bundle->shutdown_grace_ms, 0);
 }
 
+/* Frees the adapters, then the lws context. Not from inside a transport
+ * callback: release_cb runs it from the bot's own timer. */
+static void release_transport(struct ob_bot *bot)
+{
+    for (size_t i = 0; i < bot->nadapters; i++)
+        bot->adapters[i]->ops->free(bot->adapters[i]);
+    bot->nadapters = 0;
+    if (bot->lws) {
+        ob_lws_free(bot->lws); /* the loop runs on until lws has closed */
+        bot->lws = NULL;
+    }
+}
+
+static void release_cb(uv_timer_t *t)
+{
+    struct ob_bot *bot = t->data;
+
+    if (bot->posts_in_flight)
+        return; /* post_done re-arms the timer when the last one lands */
+    release_transport(bot);
+    if (!uv_is_closing((uv_handle_t *)t))
+        uv_close((uv_handle_t *)t, NULL);
+}
+
 static void finish_shutdown(struct ob_bot *bot)
 {
     if (bot->closed)
@@ -915,9 +1542,28 @@ static void finish_shutdown(struct ob_bot *bot)
         next = r->next;
         ob__request_free(r);
     }
+    /* Messages still waiting for the LLM end with the process. */
+    while (bot->parses) {
+        struct parse_job *j = bot->parses;
+
+        ob_llm_cancel(j->call);
+        job_unlink(j);
+        job_free(j);
+    }
+    ob_llm_free(bot->llm);
+    bot->llm = NULL;
+    ob_metrics_server_free(bot->metrics);
+    bot->metrics = NULL;
+    /* Adapters and the lws context go once every post is delivered (an lws
+     * context keeps the loop alive; adapters may still be draining). */
+    uv_timer_start(&bot->release_timer, release_cb, 0, 0);
     ob_store_flush(bot->store);
     ob_exec_free(bot->exec);
     bot->exec = NULL;
+    if (bot->http) {
+        ob_http_free(bot->http);
+        bot->http = NULL;
+    }
     uv_close((uv_handle_t *)&bot->flush_check, NULL);
     uv_close((uv_handle_t *)&bot->expiry_timer, NULL);
     uv_close((uv_handle_t *)&bot->grace_timer, NULL);
@@ -932,8 +1578,9 @@ void ob_bot_free(struct ob_bot *bot)
 {
     if (!bot)
         return;
-    for (size_t i = 0; i < bot->nadapters; i++)
-        bot->adapters[i]->ops->free(bot->adapters[i]);
+    release_transport(bot); /* when the loop was never run to the end */
+    if (!uv_is_closing((uv_handle_t *)&bot->release_timer))
+        uv_close((uv_handle_t *)&bot->release_timer, NULL);
     while (bot->approvals) {
         struct pending *pa = bot->approvals;
 

@@ -4,20 +4,22 @@
 
 #include "bundle.h"
 #include "opsbot/err.h"
+#include "opsbot/platform.h"
 #include "opsbot/util.h"
 
-static const char *const top_keys[] = {"bot",       "log",     "exec",     "redact",
-                                       "platforms", "actions", "policies", NULL};
+static const char *const top_keys[] = {"bot",       "log",         "exec",     "redact",
+                                       "platforms", "actions",     "policies", "llm",
+                                       "metrics",   "connections", "targets",  NULL};
 static const char *const bot_keys[] = {
     "name",        "state",           "echo", "max_message_bytes", "shutdown_grace",
     "ask_timeout", "chat_output_cap", NULL};
 static const char *const log_keys[] = {"level", NULL};
-static const char *const exec_keys[] = {"max_concurrency", "output_cap", "kill_grace", "env_allow",
-                                        NULL};
+static const char *const exec_keys[] = {"max_concurrency", "output_cap", "kill_grace",
+                                        "env_allow",       "dry_run",    NULL};
 static const char *const redact_keys[] = {"patterns", NULL};
-static const char *const platform_keys[] = {"console", NULL};
 static const char *const console_keys[] = {"user", "channel", NULL};
 static const char *const policies_keys[] = {"include", NULL};
+static const char *const metrics_keys[] = {"listen", NULL};
 
 static const cJSON *section(const struct ob_config *cfg, const cJSON *root, const char *key,
                             const char *const allowed[], struct ob_diag *d)
@@ -34,6 +36,39 @@ static const cJSON *section(const struct ob_config *cfg, const cJSON *root, cons
     }
     ob_cfg_check_keys(cfg, s, allowed, key, d);
     return s;
+}
+
+/* "host:port", ":port" or "[v6]:port" with a port 0..65535. */
+static bool listen_ok(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    char *end = NULL;
+    long port;
+
+    if (!colon || !colon[1] || strlen(s) > 255)
+        return false;
+    if (s[0] == '[' && (colon == s || colon[-1] != ']'))
+        return false;
+    port = strtol(colon + 1, &end, 10);
+    return !*end && port >= 0 && port <= 65535;
+}
+
+static void load_metrics(struct ob_bundle *b, const cJSON *root, struct ob_diag *d)
+{
+    const cJSON *s = section(b->cfg, root, "metrics", metrics_keys, d);
+    const char *listen = NULL;
+    char where[300];
+
+    if (!s || ob_cfg_string(b->cfg, s, "listen", false, NULL, &listen, d) || !listen)
+        return;
+    if (!listen_ok(listen)) {
+        ob_diag_addf(d, "%s: metrics.listen: '%.80s' is not host:port (e.g. 127.0.0.1:9464)",
+                     ob_config_where(b->cfg, cJSON_GetObjectItemCaseSensitive(s, "listen"), where,
+                                     sizeof(where)),
+                     listen);
+        return;
+    }
+    b->metrics_listen = listen;
 }
 
 static void load_options(struct ob_bundle *b, struct ob_diag *d)
@@ -89,6 +124,7 @@ static void load_options(struct ob_bundle *b, struct ob_diag *d)
         if (!ob_cfg_int(cfg, s, "output_cap", false, 65536, 1024, 16 << 20, &v, d))
             b->exec_opts.output_cap = (size_t)v;
         ob_cfg_duration(cfg, s, "kill_grace", false, 5000, &b->exec_opts.kill_grace_ms, d);
+        ob_cfg_bool(cfg, s, "dry_run", false, &b->exec_opts.dry_run, d);
         if (!ob_cfg_strlist(cfg, s, "env_allow", false, &list, d) && list) {
             size_t n = 0;
             const cJSON *it;
@@ -112,16 +148,44 @@ static void load_options(struct ob_bundle *b, struct ob_diag *d)
         }
     }
 
-    s = section(cfg, root, "platforms", platform_keys, d);
-    if (s) {
-        const cJSON *c = section(cfg, s, "console", console_keys, d);
+    s = cJSON_GetObjectItemCaseSensitive(root, "platforms");
+    if (s && !cJSON_IsNull(s) && !cJSON_IsObject(s)) {
+        ob_diag_addf(d, "%s: platforms: expected a mapping",
+                     ob_config_where(cfg, s, where, sizeof(where)));
+    } else if (s) {
+        const cJSON *p;
 
-        if (c) {
-            ob_cfg_string(cfg, c, "user", false, "dev", &b->console_user, d);
-            ob_cfg_string(cfg, c, "channel", false, "console", &b->console_channel, d);
+        cJSON_ArrayForEach(p, s)
+        {
+            const struct ob_platform *pf = ob_platform_find(p->string);
+
+            if (!strcmp(p->string, "console")) {
+                const cJSON *c = section(cfg, s, "console", console_keys, d);
+
+                if (c) {
+                    ob_cfg_string(cfg, c, "user", false, "dev", &b->console_user, d);
+                    ob_cfg_string(cfg, c, "channel", false, "console", &b->console_channel, d);
+                }
+            } else if (!pf) {
+                char known[256] = "console";
+
+                for (size_t i = 0; ob_platforms[i]; i++) {
+                    strncat(known, ", ", sizeof(known) - strlen(known) - 1);
+                    strncat(known, ob_platforms[i]->name, sizeof(known) - strlen(known) - 1);
+                }
+                ob_diag_addf(d, "%s: platforms.%s: unknown platform (known: %s)",
+                             ob_config_where(cfg, p, where, sizeof(where)), p->string, known);
+            } else if (!cJSON_IsObject(p)) {
+                ob_diag_addf(d, "%s: platforms.%s: expected a mapping",
+                             ob_config_where(cfg, p, where, sizeof(where)), p->string);
+            } else {
+                pf->check(cfg, p, d);
+            }
         }
     }
     section(cfg, root, "policies", policies_keys, d);
+    load_metrics(b, root, d);
+    ob_llm_config_load(&b->llm, cfg, d);
 }
 
 int ob_bundle_load(struct ob_bundle **out, const char *path, struct ob_diag *d)
@@ -140,6 +204,7 @@ int ob_bundle_load(struct ob_bundle **out, const char *path, struct ob_diag *d)
         for (size_t i = 0; i < b->cat->n; i++)
             ob_exec_check_binding(b->cfg, &b->cat->actions[i], d);
     }
+    ob_targets_check(b->cfg, d);
     ob_policy_load(&b->pol, b->cfg, b->cat, d);
     r = section(b->cfg, ob_config_root(b->cfg), "redact", redact_keys, d);
     if (r)
@@ -152,7 +217,7 @@ int ob_bundle_load(struct ob_bundle **out, const char *path, struct ob_diag *d)
         extra = NULL;
     }
     ob_redact_new(&b->red, b->cfg, extra, d);
-    if (d->n > before || !b->cat || !b->pol || !b->red)
+    if (d->n > before || !b->cat || !b->pol || !b->red || !b->llm)
         goto fail;
     *out = b;
     return 0;
@@ -171,6 +236,7 @@ void ob_bundle_unref(struct ob_bundle *b)
 {
     if (!b || --b->refs > 0)
         return;
+    ob_llm_config_free(b->llm);
     ob_redact_free(b->red);
     ob_policy_free(b->pol);
     ob_catalog_free(b->cat);
@@ -235,4 +301,24 @@ void ob_bundle_summary(const struct ob_bundle *b, void *file)
     fprintf(f, "  exec: max %zu concurrent, output cap %zu bytes\n", b->exec_opts.max_concurrency,
             b->exec_opts.output_cap);
     fprintf(f, "  platforms: console (user %s)\n", b->console_user);
+    if (b->llm && b->llm->set.enabled) {
+        const struct ob_llm_settings *ls = &b->llm->set;
+        char t[32];
+
+        fprintf(f, "  llm: %s via %s (%s %s, timeout %s, %d retries), prompt %s@%s\n",
+                ob_llm_mode_name(ls->mode), ls->conn->name,
+                ls->conn->api == OB_LLM_API_AZURE ? "azure" : "openai", ls->conn->model,
+                ob_duration_format(ls->conn->timeout_ms, t, sizeof(t)), ls->conn->retries,
+                strrchr(ls->prompt_path, '/') ? strrchr(ls->prompt_path, '/') + 1 : ls->prompt_path,
+                ls->prompt_version);
+    } else {
+        fprintf(f, "  llm: off (rules only)\n");
+    }
+    if (b->llm && b->llm->nconns) {
+        fprintf(f, "  connections:");
+        for (size_t i = 0; i < b->llm->nconns; i++)
+            fprintf(f, " %s", b->llm->conns[i].name);
+        fputc('\n', f);
+    }
+    fprintf(f, "  metrics: %s\n", b->metrics_listen ? b->metrics_listen : "off");
 }

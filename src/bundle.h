@@ -5,6 +5,7 @@
 #include "opsbot/bot.h"
 #include "opsbot/executor.h"
 #include "opsbot/intent.h"
+#include "opsbot/llm.h"
 #include "opsbot/log.h"
 #include "opsbot/policy.h"
 #include "opsbot/redact.h"
@@ -31,6 +32,10 @@ struct ob_bundle {
     /* platforms.console: */
     const char *console_user;
     const char *console_channel;
+    /* connections: + llm: (always set after a successful load) */
+    struct ob_llm_config *llm;
+    /* metrics.listen, or NULL: no endpoint */
+    const char *metrics_listen;
 };
 
 struct ob_bundle *ob_bundle_ref(struct ob_bundle *b);

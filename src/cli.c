@@ -12,6 +12,7 @@
 #include "opsbot/audit.h"
 #include "opsbot/bot.h"
 #include "opsbot/err.h"
+#include "opsbot/eval.h"
 #include "opsbot/store.h"
 #include "opsbot/util.h"
 
@@ -27,6 +28,7 @@ static const char usage_main[] =
     "  policy explain show the policy decision for a user and an action, and why\n"
     "  audit verify   check the audit trail's hash chain\n"
     "  audit export   write the audit trail as csv, html or jsonl\n"
+    "  eval           measure the parser (rules or LLM, per variant) on labelled requests\n"
     "\n"
     "  -c FILE        configuration (default $OPSBOT_CONFIG, else ./opsbot.yaml)\n"
     "  --version      print the version\n"
@@ -159,11 +161,14 @@ static int run_loop(struct ob_bundle *b, const char *path, struct ob_adapter *co
         uv_loop_close(&loop);
         return 1;
     }
-    if (!console)
+    if (!console && ob_bot_adapter_count(bot) == 0)
         ob_info("pipeline",
-                "ready (pid %d): no chat platform is configured yet; talk to the bot "
+                "ready (pid %d): no chat platform is configured; talk to the bot "
                 "with `opsbot console`",
                 (int)getpid());
+    else if (!console)
+        ob_info("pipeline", "ready (pid %d): %zu platform(s) starting", (int)getpid(),
+                ob_bot_adapter_count(bot));
     uv_run(&loop, UV_RUN_DEFAULT);
     status = ob_bot_exit_status(bot);
     ob_bot_free(bot);
@@ -529,6 +534,8 @@ int ob_cli_main(int argc, char **argv)
         return cmd_console(argc - 1, argv + 1);
     if (!strcmp(cmd, "check-config"))
         return cmd_check(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval"))
+        return ob_eval_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "policy") || !strcmp(cmd, "audit")) {
         const char *sub = argc > 2 ? argv[2] : "";
 

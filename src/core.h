@@ -13,6 +13,8 @@
 #define MAX_ADAPTERS 8
 #define RECENT_APPROVALS 256
 #define AUDIT_OUTPUT_CAP 4096
+#define CTX_RING 64 /* recent thread messages kept for llm.context_messages */
+#define CTX_TEXT 512
 
 enum req_state { RQ_NEW, RQ_ASKING, RQ_DECIDING, RQ_RUNNING, RQ_DONE };
 
@@ -33,7 +35,21 @@ struct ob_request {
     int asks;
     int64_t last_audit_id;
     char last_hash[OB_HASH_HEX];
+    /* The "running:" message, edited in place with progress lines. */
+    char running_text[1100];
+    struct ob_msgref running_ref;
+    bool has_running_ref;
+    int post_refs; /* posts whose callback still points here */
+    bool dead;     /* ended while post_refs > 0: freed by the last callback */
 };
+
+/* One recent message of a thread (LLM context), already redacted. */
+struct ctx_msg {
+    char thread[300]; /* platform/channel/thread root */
+    char text[CTX_TEXT];
+};
+
+struct parse_job;
 
 struct pending {
     struct pending *next;
@@ -47,8 +63,16 @@ struct ob_bot {
     char *config_path;
     struct ob_store *store;
     struct ob_exec *exec;
+    struct ob_lws *lws;   /* created when a network platform is configured */
+    struct ob_http *http; /* created when a network platform is configured */
     struct ob_adapter *adapters[MAX_ADAPTERS];
     size_t nadapters;
+    struct ob_llm *llm;                /* created on the first LLM parse */
+    struct parse_job *parses;          /* messages waiting for the LLM */
+    size_t parsing;                    /* counted in ob_bot_inflight */
+    struct ob_metrics_server *metrics; /* metrics.listen */
+    struct ctx_msg ctx[CTX_RING];
+    size_t ctx_next;
     struct ob_request *requests; /* asking or running */
     struct pending *approvals;   /* pending first; resolved ones kept a while */
     size_t running;
@@ -56,6 +80,7 @@ struct ob_bot {
     uv_check_t flush_check;
     uv_timer_t expiry_timer;
     uv_timer_t grace_timer;
+    uv_timer_t release_timer; /* frees adapters + lws after the last post */
     uv_signal_t sig_hup, sig_term, sig_int;
     bool signals;
     bool stopping;
@@ -84,6 +109,8 @@ void ob__request_free(struct ob_request *req);
 void ob__request_end(struct ob_request *req);
 void ob__start_action(struct ob_request *req);
 void ob__maybe_idle(struct ob_bot *bot);
+/* The metrics endpoint's bound port, or -1 when it is off (tests). */
+int ob_bot_metrics_port(const struct ob_bot *bot);
 
 /* ---- approvals.c ---- */
 /* Hands a decided request to an approval (the request is freed). */

@@ -1326,6 +1326,14 @@ bool ob_policy_in_group(const struct ob_policy *p, const char *group, const char
     return in_group(p, group, user);
 }
 
+const char *ob_policy_first_group(const struct ob_policy *p, const char *user)
+{
+    for (size_t i = 0; p && user && i < p->ngroups; i++)
+        if (strv_has(&p->groups[i].flat, user))
+            return p->groups[i].name;
+    return NULL;
+}
+
 const char *ob_policy_group_members(const struct ob_policy *p, const char *group, char *buf,
                                     size_t len)
 {

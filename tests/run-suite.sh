@@ -8,6 +8,7 @@ for dir in "$@"; do
     echo "== tests in $dir"
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+    LSAN_OPTIONS=suppressions="$(pwd)/tests/lsan.supp":print_suppressions=0 \
         meson test -C "$dir" --num-processes "$(nproc)" --print-errorlogs >"$dir/suite.out" 2>&1
     grep -E '^ *[0-9]+/[0-9]+ ' "$dir/suite.out" | sed 's/^/  /'
     grep -A200 -E '^(Summary of Failures|Ok:)' "$dir/suite.out" | grep -vE '^\s*$' | head -40

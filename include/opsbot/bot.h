@@ -52,6 +52,8 @@ void ob_bot_shutdown(struct ob_bot *bot);
 /* Frees after the loop has drained. */
 void ob_bot_free(struct ob_bot *bot);
 size_t ob_bot_inflight(const struct ob_bot *bot);
+/* Adapters attached (the console and every configured platform). */
+size_t ob_bot_adapter_count(const struct ob_bot *bot);
 /* Exit status for the process (non-zero after a fatal adapter error). */
 int ob_bot_exit_status(const struct ob_bot *bot);
 

@@ -83,6 +83,9 @@ struct ob_adapter_ops {
     void (*free)(struct ob_adapter *ad);
     /* Optional: the core calls it whenever in-flight work drops to zero. */
     void (*idle)(struct ob_adapter *ad);
+    /* Optional: connected and taking events (for /readyz); adapters
+     * without it count as ready. */
+    bool (*ready)(struct ob_adapter *ad);
 };
 
 typedef void (*ob_event_cb)(void *data, struct ob_adapter *ad, const struct ob_event *ev);
@@ -100,6 +103,10 @@ struct ob_adapter {
     size_t (*pending_approvals)(void *core);
     /* Set by the core: graceful stop of the whole process (console EOF). */
     void (*shutdown)(void *core);
+    /* Set by the core: the adapter cannot go on (credentials rejected, ...).
+     * why is one line for the log; the core logs it, stops and exits
+     * non-zero. */
+    void (*fatal)(void *core, const char *why);
 };
 
 static inline int ob_adapter_post(struct ob_adapter *ad, const struct ob_post *p, ob_post_cb cb,

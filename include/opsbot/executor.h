@@ -1,4 +1,10 @@
-/* Executors run the action the catalog binds. This issue ships `exec`:
+/* Executors run the action the catalog binds. Types: `exec` (below),
+ * `prometheus`, `loki`, `kubernetes` and `http` (network executors, on the
+ * ob_http client; see docs/EXECUTORS.md for their bindings). One dispatch
+ * point: ob_exec_check_binding and ob_exec_start look the type up in one
+ * table.
+ *
+ * `exec`:
  * uv_spawn with an argv template, never a shell. Parameters are substituted
  * only after validation and only inside argv elements ("{service}" in
  * "--svc={service}"); a placeholder that is not a parameter of the action is
@@ -30,6 +36,8 @@
 #include "opsbot/intent.h"
 
 struct ob_exec;
+struct ob_http;
+struct ob_redact;
 
 struct ob_exec_opts {
     size_t max_concurrency;       /* default 4 */
@@ -38,6 +46,8 @@ struct ob_exec_opts {
     const char *const *env_allow; /* NULL-terminated names passed through from
                                      our environment; NULL = PATH, HOME, LANG,
                                      LC_ALL, TZ */
+    bool dry_run;                 /* exec.dry_run: network executors show what they would
+                                     send and send nothing (exec jobs are not affected) */
 };
 
 struct ob_exec_result {
@@ -49,10 +59,34 @@ struct ob_exec_result {
     size_t output_len;
     bool truncated; /* output exceeded the cap */
     int64_t duration_ms;
-    char command[1024]; /* the argv as a readable line: restart checkout prod */
+    char command[1024]; /* the argv as a readable line: restart checkout prod
+                           (network executors: what they do, see
+                           ob_exec_describe) */
+    /* Network executors: the outcome in a few words ("HTTP 200", "rollout
+     * complete", "Forbidden"); "" for exec jobs. exit_status is 0 on
+     * success and 1 on failure; err stays 0 (failures are in output). */
+    char status[128];
+    bool dry_run; /* nothing was sent: output shows what would have been */
 };
 
 typedef void (*ob_exec_cb)(void *data, const struct ob_exec_result *res);
+/* One progress line of a long job (a Kubernetes rollout step: "2 of 4
+ * updated, 1 available"), not redacted; called zero or more times before
+ * the ob_exec_cb, never after it and never from inside ob_exec_start. */
+typedef void (*ob_exec_progress_cb)(void *data, const char *line);
+
+/* Per-job options of ob_exec_start_ex (all optional). */
+struct ob_exec_start_opts {
+    /* The configuration prop->action comes from (relative paths, the
+     * top-level `targets:`); NULL = the one given to ob_exec_new. Must stay
+     * valid until the callback ran. */
+    const struct ob_config *cfg;
+    /* Masks results line by line before they are capped (Loki lines); NULL =
+     * none. Borrowed until the callback ran. exec output is never redacted
+     * here: callers still redact everything they show. */
+    const struct ob_redact *red;
+    ob_exec_progress_cb on_progress;
+};
 
 int ob_exec_new(struct ob_exec **out, uv_loop_t *loop, const struct ob_config *cfg,
                 const struct ob_exec_opts *opts);
@@ -64,10 +98,23 @@ int ob_exec_new(struct ob_exec **out, uv_loop_t *loop, const struct ob_config *c
  * ob_exec_cb. NULL-safe. */
 void ob_exec_free(struct ob_exec *ex);
 
+/* Gives the executor its HTTP client (borrowed; must outlive ex). Without
+ * one, jobs of network executors fail with "no HTTP client". */
+void ob_exec_set_http(struct ob_exec *ex, struct ob_http *http);
+
+/* True when the binding's type talks to the network (everything but exec),
+ * i.e. the core must create an ob_http client for it. */
+bool ob_exec_binding_is_network(const cJSON *binding);
+
 /* Checks an action's binding at load time: type known, argv a non-empty list
  * of strings, every {placeholder} a parameter of the action, argv[0]
  * resolvable and executable, timeout a duration. Problems go into d with
- * file:line. Returns 0 or OB_ECONFIG. `help` (no executor) is fine. */
+ * file:line. Returns 0 or OB_ECONFIG. `help` (no executor) is fine.
+ * Network types: every key known, url/auth/tls/headers well formed, every
+ * PromQL/LogQL placeholder in an allowed place (a quoted label value, a
+ * line filter, a whole duration of a duration parameter), JSON bodies with
+ * placeholders only inside strings; kubernetes: operation, the service and
+ * env parameters, and (with cfg) a targets: entry for every env value. */
 int ob_exec_check_binding(const struct ob_config *cfg, const struct ob_action *a,
                           struct ob_diag *d);
 
@@ -91,7 +138,10 @@ void ob_argv_free(char **argv);
  * spaces or quotes shown quoted). */
 const char *ob_argv_format(char *const *argv, char *buf, size_t len);
 
-/* Starts (or queues) the job for prop; cb runs exactly once, on the loop,
+/* Network executors (all but exec) start at once (no queue) and count in
+ * ob_exec_active; ob_exec_free cancels them (no callbacks).
+ *
+ * Starts (or queues) the job for prop; cb runs exactly once, on the loop,
  * also on failure to start (res->err = -ENOENT, -EACCES…), and never from
  * inside ob_exec_start. Everything is copied from prop at this call. The
  * child's environment is env_allow from ours, then the binding's env:, then
@@ -102,6 +152,23 @@ const char *ob_argv_format(char *const *argv, char *buf, size_t len);
  * negative error (OB_EINVAL: no exec binding, bad template/timeout/env;
  * nothing queued, cb not called). */
 int ob_exec_start(struct ob_exec *ex, const struct ob_proposal *prop, ob_exec_cb cb, void *data);
+/* Same with per-job options (o may be NULL). */
+int ob_exec_start_ex(struct ob_exec *ex, const struct ob_proposal *prop,
+                     const struct ob_exec_start_opts *o, ob_exec_cb cb, void *data);
+
+/* One line saying what the job for prop will do, for the approval echo and
+ * the audit trail: the argv for exec ("fleet.sh restart checkout prod"),
+ * "prometheus query_range over 1h: <PromQL>", "loki: <LogQL> (last 15m)",
+ * "kubernetes restart: deployment checkout in namespace prod (cluster
+ * prod)", "http POST https://…". Secrets are not included (headers never
+ * are). Returns 0 or OB_EINVAL (cannot render; buf holds a reason). */
+int ob_exec_describe(const struct ob_config *cfg, const struct ob_proposal *prop, char *buf,
+                     size_t len);
+
+/* Checks the top-level `targets:` section (clusters, envs, services: where
+ * the kubernetes executor finds a service in an env). Returns 0 or
+ * OB_ECONFIG with file:line reasons in d. No section: 0. */
+int ob_targets_check(const struct ob_config *cfg, struct ob_diag *d);
 
 /* Jobs running or queued. */
 size_t ob_exec_active(const struct ob_exec *ex);

@@ -70,6 +70,9 @@ bool ob_policy_in_group(const struct ob_policy *p, const char *group, const char
 /* Members of a group, for "who may approve" lines ("console:oncall, ..."). */
 const char *ob_policy_group_members(const struct ob_policy *p, const char *group, char *buf,
                                     size_t len);
+/* The first group (in declaration order) user belongs to, or NULL: the
+ * "team" label of the LLM metrics. */
+const char *ob_policy_first_group(const struct ob_policy *p, const char *user);
 /* Whether user may run action at all somewhere (some rule could allow or
  * approve it for this user and platform, ignoring params, freezes and
  * limits) — used to filter `help`. */

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "executors/net.h"
 #include "opsbot/err.h"
 #include "opsbot/executor.h"
 #include "opsbot/util.h"
@@ -450,6 +451,18 @@ int ob_exec_check_binding(const struct ob_config *cfg, const struct ob_action *a
         ob_diag_addf(d, "%s: action '%s': executor: must be a mapping", where, an);
         return OB_ECONFIG;
     }
+    /* The one dispatch point for the other types (src/executors/net.c). */
+    type = cJSON_GetObjectItemCaseSensitive(ex, "type");
+    if (cJSON_IsString(type) && strcmp(type->valuestring, "exec")) {
+        const struct ob__exec_type *t = ob__exec_type_find(type->valuestring);
+
+        if (t)
+            return ob__net_check_binding(cfg, a, ex, t, d);
+        ob_diag_addf(d, "%s: action '%s': executor: unknown executor type '%s' (known: %s)",
+                     ob_config_where(cfg, type, where, sizeof(where)), an, type->valuestring,
+                     ob__exec_type_names());
+        return OB_ECONFIG;
+    }
     cJSON_ArrayForEach(it, ex)
     {
         bool ok = false;
@@ -467,15 +480,9 @@ int ob_exec_check_binding(const struct ob_config *cfg, const struct ob_action *a
         }
     }
 
-    type = cJSON_GetObjectItemCaseSensitive(ex, "type");
     if (!cJSON_IsString(type)) {
-        ob_diag_addf(d, "%s: action '%s': executor: type: missing or not a string (known: exec)",
-                     where, an);
-        return OB_ECONFIG;
-    }
-    if (strcmp(type->valuestring, "exec")) {
-        ob_diag_addf(d, "%s: action '%s': executor: unknown executor type '%s' (known: exec)",
-                     ob_config_where(cfg, type, where, sizeof(where)), an, type->valuestring);
+        ob_diag_addf(d, "%s: action '%s': executor: type: missing or not a string (known: %s)",
+                     where, an, ob__exec_type_names());
         return OB_ECONFIG;
     }
 

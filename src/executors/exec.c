@@ -25,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "executors/net.h"
 #include "opsbot/err.h"
 #include "opsbot/executor.h"
 #include "opsbot/log.h"
@@ -82,6 +83,7 @@ struct ob_exec {
     struct job_list queue, running;
     size_t alive; /* jobs whose handles are not all closed yet */
     bool freeing;
+    struct ob__net net; /* the network executors' jobs (net.c) */
 };
 
 static void list_push(struct job_list *l, struct job *j)
@@ -132,9 +134,22 @@ static void job_free(struct job *j)
 
 static void exec_release(struct ob_exec *ex)
 {
+    ob__net_release(&ex->net);
     for (size_t i = 0; ex->allow[i]; i++)
         free(ex->allow[i]);
     free(ex);
+}
+
+/* Freed once both the spawned jobs and the network jobs are gone. */
+static void maybe_release(struct ob_exec *ex)
+{
+    if (ex->freeing && ex->alive == 0 && ex->net.alive == 0)
+        exec_release(ex);
+}
+
+static void net_idle(void *data)
+{
+    maybe_release(data);
 }
 
 /* ---- handle bookkeeping ------------------------------------------------- */
@@ -148,8 +163,7 @@ static void on_handle_closed(uv_handle_t *h)
         return;
     job_free(j);
     ex->alive--;
-    if (ex->freeing && ex->alive == 0)
-        exec_release(ex);
+    maybe_release(ex);
 }
 
 static void close_handle(uv_handle_t *h, bool *open)
@@ -524,7 +538,14 @@ static char *make_abs(char *p)
 
 int ob_exec_start(struct ob_exec *ex, const struct ob_proposal *prop, ob_exec_cb cb, void *data)
 {
+    return ob_exec_start_ex(ex, prop, NULL, cb, data);
+}
+
+int ob_exec_start_ex(struct ob_exec *ex, const struct ob_proposal *prop,
+                     const struct ob_exec_start_opts *o, ob_exec_cb cb, void *data)
+{
     const cJSON *b, *type, *cwd;
+    const struct ob_config *cfg;
     struct job *j = NULL;
     int rc;
 
@@ -534,8 +555,15 @@ int ob_exec_start(struct ob_exec *ex, const struct ob_proposal *prop, ob_exec_cb
     if (!cJSON_IsObject(b))
         return OB_EINVAL;
     type = cJSON_GetObjectItemCaseSensitive(b, "type");
-    if (!cJSON_IsString(type) || strcmp(type->valuestring, "exec"))
+    if (!cJSON_IsString(type))
         return OB_EINVAL;
+    if (strcmp(type->valuestring, "exec")) {
+        /* The one dispatch point for the other types (net.c). */
+        const struct ob__exec_type *t = ob__exec_type_find(type->valuestring);
+
+        return t ? ob__net_start(&ex->net, t, prop, o, cb, data) : OB_EINVAL;
+    }
+    cfg = o && o->cfg ? o->cfg : ex->cfg;
 
     j = calloc(1, sizeof(*j));
     if (!j)
@@ -543,7 +571,7 @@ int ob_exec_start(struct ob_exec *ex, const struct ob_proposal *prop, ob_exec_cb
     j->ex = ex;
     j->cb = cb;
     j->data = data;
-    rc = ob_argv_render(ex->cfg, cJSON_GetObjectItemCaseSensitive(b, "argv"), prop, &j->argv);
+    rc = ob_argv_render(cfg, cJSON_GetObjectItemCaseSensitive(b, "argv"), prop, &j->argv);
     if (rc)
         goto out;
     ob_argv_format(j->argv, j->res.command, sizeof(j->res.command));
@@ -559,8 +587,7 @@ int ob_exec_start(struct ob_exec *ex, const struct ob_proposal *prop, ob_exec_cb
             rc = OB_EINVAL;
             goto out;
         }
-        j->cwd = make_abs(ex->cfg ? ob_config_path(ex->cfg, cwd->valuestring)
-                                  : strdup(cwd->valuestring));
+        j->cwd = make_abs(cfg ? ob_config_path(cfg, cwd->valuestring) : strdup(cwd->valuestring));
         if (!j->cwd) {
             rc = OB_ENOMEM;
             goto out;
@@ -577,7 +604,13 @@ out:
 
 size_t ob_exec_active(const struct ob_exec *ex)
 {
-    return ex ? ex->queue.n + ex->running.n : 0;
+    return ex ? ex->queue.n + ex->running.n + ex->net.njobs : 0;
+}
+
+void ob_exec_set_http(struct ob_exec *ex, struct ob_http *http)
+{
+    if (ex)
+        ex->net.http = http;
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -604,6 +637,9 @@ int ob_exec_new(struct ob_exec **out, uv_loop_t *loop, const struct ob_config *c
     ex->kill_grace_ms = opts && opts->kill_grace_ms > 0 ? opts->kill_grace_ms : DEF_GRACE_MS;
     if (opts && opts->env_allow)
         allow = opts->env_allow;
+    ob__net_init(&ex->net, loop, cfg, ex->output_cap, opts && opts->dry_run);
+    ex->net.on_idle = net_idle;
+    ex->net.on_idle_data = ex;
     for (size_t i = 0, k = 0; allow[i] && k < MAX_ALLOW; i++) {
         if (!*allow[i] || strchr(allow[i], '='))
             continue;
@@ -645,6 +681,7 @@ void ob_exec_free(struct ob_exec *ex)
         }
         close_handle((uv_handle_t *)&j->timer, &j->timer_open);
     }
-    if (ex->alive == 0)
-        exec_release(ex);
+    /* Network jobs: cancelled, their timers closed; net_idle follows. */
+    ob__net_shutdown(&ex->net);
+    maybe_release(ex);
 }

@@ -595,7 +595,11 @@ static void test_shipped_catalog(void **state)
         assert_true(a->nrules >= 1);
         assert_true(a->nexamples >= 3);
         assert_non_null(a->executor);
-        assert_string_equal(cJSON_GetObjectItem(a->executor, "type")->valuestring, "exec");
+        /* the shipped bindings: Kubernetes, Prometheus and Loki */
+        assert_string_equal(cJSON_GetObjectItem(a->executor, "type")->valuestring,
+                            !strcmp(a->name, "logs")      ? "loki"
+                            : !strcmp(a->name, "metrics") ? "prometheus"
+                                                          : "kubernetes");
         assert_int_equal(a->risk, !strcmp(a->name, "restart") || !strcmp(a->name, "rollback") ||
                                           !strcmp(a->name, "scale")
                                       ? OB_RISK_CHANGE

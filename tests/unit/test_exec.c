@@ -705,7 +705,8 @@ static void test_check_binding(void **state)
     expect_line(&d, "argv[3]: unknown placeholder {servce} (parameters: service, env, revision)");
 
     assert_int_equal(check(&f, "{\"type\": \"ssh\", \"argv\": [\"x\"]}", &d), OB_ECONFIG);
-    expect_line(&d, "unknown executor type 'ssh' (known: exec)");
+    expect_line(&d,
+                "unknown executor type 'ssh' (known: exec, prometheus, loki, kubernetes, http)");
     assert_int_equal(check(&f, "{\"argv\": [\"x\"]}", &d), OB_ECONFIG);
     expect_line(&d, "type: missing");
     assert_int_equal(check(&f, "[1]", &d), OB_ECONFIG);

@@ -1,0 +1,639 @@
+/* Tests of the websocket transport (src/lws.c, src/lws_server.c): an
+ * ob_http_server websocket endpoint and ob_ws_connect clients on
+ * 127.0.0.1, one loop per test, every loop closing cleanly at the end. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "opsbot/err.h"
+#include "opsbot/util.h"
+#include "opsbot/ws.h"
+
+#define NMSG 100
+#define BIG (200u * 1024)
+
+enum scenario {
+    SC_ECHO,         /* server echoes "e<n>" for "m<n>"; client closes after NMSG */
+    SC_BIG,          /* client sends BIG bytes, server echoes it */
+    SC_TOO_BIG_CLI,  /* server sends 5000 bytes to a client capped at 1000 */
+    SC_TOO_BIG_SRV,  /* client sends 2 MiB to a server capped at 1 MiB */
+    SC_CLIENT_CLOSE, /* client closes 4001 */
+    SC_SERVER_CLOSE, /* server closes 4004 */
+    SC_SERVER_ABORT, /* server drops the connection */
+    SC_PING,         /* both sides ping */
+    SC_MANY,         /* ob_lws_free closes everything */
+};
+
+struct side {
+    int opens, texts, pongs, closes;
+    int code;
+    char reason[128];
+    size_t last_len;
+    bool order_ok;
+};
+
+struct fx {
+    uv_loop_t loop;
+    struct ob_lws *lws;
+    struct ob_http_server *srv;
+    uv_timer_t watchdog, stopper;
+    enum scenario sc;
+    bool torn_down;
+    char url[128];
+    struct side cli, srv_side;
+    struct ob_ws *client, *server_ws;
+    char auth[64], query[64], missing[16];
+    bool in_connect;
+    bool close_in_connect;
+    int nclients;
+    char *big;
+};
+
+static void teardown_now(struct fx *f)
+{
+    if (f->torn_down)
+        return;
+    f->torn_down = true;
+    ob_lws_free(f->lws);
+    uv_close((uv_handle_t *)&f->watchdog, NULL);
+    uv_close((uv_handle_t *)&f->stopper, NULL);
+}
+
+static void watchdog_cb(uv_timer_t *t)
+{
+    fprintf(stderr, "watchdog: test did not finish\n");
+    teardown_now(t->data);
+    fail();
+}
+
+static void stopper_cb(uv_timer_t *t)
+{
+    teardown_now(t->data);
+}
+
+static void teardown_soon(struct fx *f)
+{
+    uv_timer_start(&f->stopper, stopper_cb, 0, 0);
+}
+
+static void maybe_done(struct fx *f)
+{
+    if (f->cli.closes && f->srv_side.closes)
+        teardown_soon(f);
+}
+
+/* ---- server side -------------------------------------------------------- */
+
+static void s_open(void *data, struct ob_ws *ws)
+{
+    struct fx *f = data;
+    const char *v;
+
+    f->srv_side.opens++;
+    f->server_ws = ws;
+    v = ob_ws_header(ws, "Authorization");
+    ob_strlcpy(f->auth, v ? v : "(none)", sizeof(f->auth));
+    ob_strlcpy(f->query, ob_ws_query(ws), sizeof(f->query));
+    v = ob_ws_header(ws, "x-not-sent");
+    ob_strlcpy(f->missing, v ? v : "(none)", sizeof(f->missing));
+    switch (f->sc) {
+    case SC_TOO_BIG_CLI: {
+        char *m = malloc(5000);
+
+        memset(m, 'x', 5000);
+        assert_int_equal(ob_ws_send_text(ws, m, 5000), 0);
+        free(m);
+        break;
+    }
+    case SC_SERVER_CLOSE:
+        ob_ws_close(ws, 4004, "go away");
+        assert_int_equal(ob_ws_send_text(ws, "late", 4), OB_EWS);
+        break;
+    case SC_SERVER_ABORT:
+        ob_ws_abort(ws);
+        break;
+    case SC_PING:
+        assert_int_equal(ob_ws_ping(ws), 0);
+        break;
+    case SC_MANY:
+        if (f->srv_side.opens == f->nclients && f->cli.opens == f->nclients)
+            teardown_soon(f);
+        break;
+    default:
+        break;
+    }
+}
+
+static void s_text(void *data, struct ob_ws *ws, const char *text, size_t len)
+{
+    struct fx *f = data;
+    char want[16], reply[16];
+
+    f->srv_side.last_len = len;
+    assert_int_equal(text[len], '\0');
+    if (f->sc == SC_ECHO) {
+        snprintf(want, sizeof(want), "m%d", f->srv_side.texts);
+        if (len != strlen(want) || memcmp(text, want, len) != 0)
+            f->srv_side.order_ok = false;
+        snprintf(reply, sizeof(reply), "e%d", f->srv_side.texts);
+        assert_int_equal(ob_ws_send_text(ws, reply, strlen(reply)), 0);
+    } else if (f->sc == SC_BIG) {
+        assert_int_equal(len, BIG);
+        assert_memory_equal(text, f->big, BIG);
+        assert_int_equal(ob_ws_send_text(ws, text, len), 0);
+    }
+    f->srv_side.texts++;
+}
+
+static void s_pong(void *data, struct ob_ws *ws)
+{
+    struct fx *f = data;
+
+    (void)ws;
+    f->srv_side.pongs++;
+    if (f->sc == SC_PING && f->cli.pongs && f->srv_side.pongs)
+        ob_ws_close(f->client, 1000, "done");
+}
+
+static void s_close(void *data, struct ob_ws *ws, int code, const char *reason)
+{
+    struct fx *f = data;
+
+    assert_ptr_equal(ws, f->server_ws);
+    f->srv_side.closes++;
+    f->srv_side.code = code;
+    ob_strlcpy(f->srv_side.reason, reason, sizeof(f->srv_side.reason));
+    maybe_done(f);
+}
+
+static const struct ob_ws_cbs server_cbs = {
+    .on_open = s_open,
+    .on_text = s_text,
+    .on_pong = s_pong,
+    .on_close = s_close,
+};
+
+/* ---- client side ---------------------------------------------------------- */
+
+static void c_open(void *data, struct ob_ws *ws)
+{
+    struct fx *f = data;
+
+    f->cli.opens++;
+    switch (f->sc) {
+    case SC_ECHO:
+        for (int i = 0; i < NMSG; i++) {
+            char m[16];
+
+            snprintf(m, sizeof(m), "m%d", i);
+            assert_int_equal(ob_ws_send_text(ws, m, strlen(m)), 0);
+        }
+        break;
+    case SC_BIG:
+        assert_int_equal(ob_ws_send_text(ws, f->big, BIG), 0);
+        break;
+    case SC_TOO_BIG_SRV: {
+        size_t n = 2u * 1024 * 1024;
+        char *m = malloc(n);
+
+        memset(m, 'y', n);
+        assert_int_equal(ob_ws_send_text(ws, m, n), 0);
+        free(m);
+        break;
+    }
+    case SC_CLIENT_CLOSE:
+        ob_ws_close(ws, 4001, "client says bye");
+        assert_int_equal(ob_ws_send_text(ws, "late", 4), OB_EWS);
+        break;
+    case SC_PING:
+        assert_int_equal(ob_ws_ping(ws), 0);
+        break;
+    case SC_MANY:
+        if (f->srv_side.opens == f->nclients && f->cli.opens == f->nclients)
+            teardown_soon(f);
+        break;
+    default:
+        break;
+    }
+}
+
+static void c_text(void *data, struct ob_ws *ws, const char *text, size_t len)
+{
+    struct fx *f = data;
+    char want[16];
+
+    f->cli.last_len = len;
+    if (f->sc == SC_ECHO) {
+        snprintf(want, sizeof(want), "e%d", f->cli.texts);
+        if (len != strlen(want) || memcmp(text, want, len) != 0)
+            f->cli.order_ok = false;
+        if (f->cli.texts + 1 == NMSG)
+            ob_ws_close(ws, 1000, "bye");
+    } else if (f->sc == SC_BIG) {
+        assert_int_equal(len, BIG);
+        assert_memory_equal(text, f->big, BIG);
+        ob_ws_close(ws, 1000, "bye");
+    }
+    f->cli.texts++;
+}
+
+static void c_pong(void *data, struct ob_ws *ws)
+{
+    struct fx *f = data;
+
+    (void)ws;
+    f->cli.pongs++;
+    if (f->sc == SC_PING && f->cli.pongs && f->srv_side.pongs)
+        ob_ws_close(f->client, 1000, "done");
+}
+
+static void c_close(void *data, struct ob_ws *ws, int code, const char *reason)
+{
+    struct fx *f = data;
+
+    (void)ws;
+    if (f->in_connect)
+        f->close_in_connect = true;
+    f->cli.closes++;
+    f->cli.code = code;
+    ob_strlcpy(f->cli.reason, reason, sizeof(f->cli.reason));
+    if (f->sc == SC_MANY)
+        return;
+    if (f->srv)
+        maybe_done(f);
+    else
+        teardown_soon(f);
+}
+
+static const struct ob_ws_cbs client_cbs = {
+    .on_open = c_open,
+    .on_text = c_text,
+    .on_pong = c_pong,
+    .on_close = c_close,
+};
+
+static void noop_handler(void *data, struct ob_http_exchange *ex, const struct ob_http_srv_req *req)
+{
+    (void)data;
+    (void)req;
+    ob_http_reply(ex, 404, "text/plain", "", 0, NULL);
+}
+
+static void fx_init_tls(struct fx *f, enum scenario sc, bool with_server, const char *cert,
+                        const char *key)
+{
+    struct ob_http_server_opts so = {.listen = "127.0.0.1:0", .tls_cert = cert, .tls_key = key};
+
+    memset(f, 0, sizeof(*f));
+    f->sc = sc;
+    f->cli.order_ok = f->srv_side.order_ok = true;
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(ob_lws_new(&f->lws, &f->loop), 0);
+    if (with_server) {
+        assert_int_equal(ob_http_server_new(f->lws, &so, noop_handler, f, &f->srv), 0);
+        assert_int_equal(ob_http_server_ws(f->srv, "/ws", &server_cbs, f), 0);
+        snprintf(f->url, sizeof(f->url), "%s://127.0.0.1:%d/ws?token=xyz&v=10", cert ? "wss" : "ws",
+                 ob_http_server_port(f->srv));
+    }
+    uv_timer_init(&f->loop, &f->watchdog);
+    uv_timer_init(&f->loop, &f->stopper);
+    f->watchdog.data = f->stopper.data = f;
+    uv_timer_start(&f->watchdog, watchdog_cb, 8000, 0);
+}
+
+static void fx_init(struct fx *f, enum scenario sc, bool with_server)
+{
+    fx_init_tls(f, sc, with_server, NULL, NULL);
+}
+
+static void fx_connect(struct fx *f, const struct ob_ws_opts *opts)
+{
+    f->in_connect = true;
+    assert_int_equal(ob_ws_connect(f->lws, f->url, opts, &client_cbs, f, &f->client), 0);
+    f->in_connect = false;
+    assert_non_null(f->client);
+}
+
+static void fx_run(struct fx *f)
+{
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_true(f->torn_down);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    free(f->big);
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+static void test_text_both_ways_in_order(void **state)
+{
+    struct fx f;
+    static const char *const hdrs[] = {"Authorization: Bearer xapp-1", "X-Extra: 1", NULL};
+    struct ob_ws_opts o = {.headers = hdrs};
+
+    (void)state;
+    fx_init(&f, SC_ECHO, true);
+    fx_connect(&f, &o);
+    fx_run(&f);
+    assert_int_equal(f.cli.opens, 1);
+    assert_int_equal(f.srv_side.opens, 1);
+    assert_string_equal(f.auth, "Bearer xapp-1");
+    assert_string_equal(f.query, "token=xyz&v=10");
+    assert_string_equal(f.missing, "(none)");
+    assert_int_equal(f.srv_side.texts, NMSG);
+    assert_int_equal(f.cli.texts, NMSG);
+    assert_true(f.srv_side.order_ok);
+    assert_true(f.cli.order_ok);
+    assert_int_equal(f.cli.closes, 1);
+    assert_int_equal(f.cli.code, 1000);
+    assert_int_equal(f.srv_side.closes, 1);
+    assert_int_equal(f.srv_side.code, 1000);
+    assert_string_equal(f.srv_side.reason, "bye");
+}
+
+static void test_large_fragmented(void **state)
+{
+    struct fx f;
+
+    (void)state;
+    fx_init(&f, SC_BIG, true);
+    f.big = malloc(BIG);
+    for (size_t i = 0; i < BIG; i++)
+        f.big[i] = (char)('A' + (i * 7) % 26);
+    fx_connect(&f, NULL);
+    fx_run(&f);
+    assert_int_equal(f.srv_side.texts, 1);
+    assert_int_equal(f.srv_side.last_len, BIG);
+    assert_int_equal(f.cli.texts, 1);
+    assert_int_equal(f.cli.last_len, BIG);
+    assert_int_equal(f.cli.code, 1000);
+}
+
+static void test_max_message_client(void **state)
+{
+    struct fx f;
+    struct ob_ws_opts o = {.max_message = 1000};
+
+    (void)state;
+    fx_init(&f, SC_TOO_BIG_CLI, true);
+    fx_connect(&f, &o);
+    fx_run(&f);
+    assert_int_equal(f.cli.texts, 0);
+    assert_int_equal(f.cli.code, 1009);
+    assert_int_equal(f.srv_side.code, 1009);
+    assert_string_equal(f.srv_side.reason, "message too big");
+}
+
+static void test_max_message_server(void **state)
+{
+    struct fx f;
+
+    (void)state;
+    fx_init(&f, SC_TOO_BIG_SRV, true);
+    fx_connect(&f, NULL);
+    fx_run(&f);
+    assert_int_equal(f.srv_side.texts, 0);
+    assert_int_equal(f.srv_side.code, 1009);
+    assert_int_equal(f.cli.code, 1009);
+}
+
+static void test_client_close_code(void **state)
+{
+    struct fx f;
+
+    (void)state;
+    fx_init(&f, SC_CLIENT_CLOSE, true);
+    fx_connect(&f, NULL);
+    fx_run(&f);
+    assert_int_equal(f.srv_side.code, 4001);
+    assert_string_equal(f.srv_side.reason, "client says bye");
+    assert_int_equal(f.cli.code, 4001);
+    assert_int_equal(f.cli.closes, 1);
+}
+
+static void test_server_close_code(void **state)
+{
+    struct fx f;
+
+    (void)state;
+    fx_init(&f, SC_SERVER_CLOSE, true);
+    fx_connect(&f, NULL);
+    fx_run(&f);
+    assert_int_equal(f.cli.code, 4004);
+    assert_string_equal(f.cli.reason, "go away");
+    assert_int_equal(f.srv_side.code, 4004);
+    assert_int_equal(f.cli.closes, 1);
+    assert_int_equal(f.srv_side.closes, 1);
+}
+
+static void test_server_abort(void **state)
+{
+    struct fx f;
+
+    (void)state;
+    fx_init(&f, SC_SERVER_ABORT, true);
+    fx_connect(&f, NULL);
+    fx_run(&f);
+    assert_int_equal(f.cli.code, 1006);
+    assert_int_equal(f.srv_side.code, 1006);
+    assert_int_equal(f.cli.closes, 1);
+}
+
+static void test_connect_refused(void **state)
+{
+    struct fx f;
+    uv_tcp_t tcp;
+    struct sockaddr_in sa;
+    int len = sizeof(sa);
+
+    (void)state;
+    fx_init(&f, SC_ECHO, false);
+    uv_tcp_init(&f.loop, &tcp);
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    assert_int_equal(uv_tcp_bind(&tcp, (const struct sockaddr *)&sa, 0), 0);
+    assert_int_equal(uv_tcp_getsockname(&tcp, (struct sockaddr *)&sa, &len), 0);
+    uv_close((uv_handle_t *)&tcp, NULL);
+    snprintf(f.url, sizeof(f.url), "ws://127.0.0.1:%d/ws", ntohs(sa.sin_port));
+    fx_connect(&f, NULL);
+    assert_int_equal(f.cli.closes, 0);
+    fx_run(&f);
+    assert_false(f.close_in_connect);
+    assert_int_equal(f.cli.opens, 0);
+    assert_int_equal(f.cli.closes, 1);
+    assert_int_equal(f.cli.code, 1006);
+}
+
+static void test_unknown_path(void **state)
+{
+    struct fx f;
+
+    (void)state;
+    fx_init(&f, SC_ECHO, true);
+    snprintf(f.url, sizeof(f.url), "ws://127.0.0.1:%d/other", ob_http_server_port(f.srv));
+    fx_connect(&f, NULL);
+    f.srv_side.closes = 1; /* no server-side connection to wait for */
+    fx_run(&f);
+    assert_int_equal(f.cli.opens, 0);
+    assert_int_equal(f.srv_side.opens, 0);
+    assert_int_equal(f.cli.code, 1006);
+}
+
+/* A TCP listener that accepts and never answers the handshake. */
+struct mute {
+    uv_tcp_t server, conn;
+    bool accepted;
+};
+
+static void mute_accept(uv_stream_t *s, int status)
+{
+    struct mute *m = s->data;
+
+    assert_int_equal(status, 0);
+    uv_tcp_init(s->loop, &m->conn);
+    assert_int_equal(uv_accept(s, (uv_stream_t *)&m->conn), 0);
+    m->accepted = true;
+}
+
+static void test_connect_timeout(void **state)
+{
+    struct fx f;
+    struct mute m = {0};
+    struct sockaddr_in sa;
+    int len = sizeof(sa);
+    struct ob_ws_opts o = {.connect_timeout_ms = 200};
+    uint64_t t0;
+
+    (void)state;
+    fx_init(&f, SC_ECHO, false);
+    uv_tcp_init(&f.loop, &m.server);
+    m.server.data = &m;
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    assert_int_equal(uv_tcp_bind(&m.server, (const struct sockaddr *)&sa, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&m.server, 4, mute_accept), 0);
+    assert_int_equal(uv_tcp_getsockname(&m.server, (struct sockaddr *)&sa, &len), 0);
+    snprintf(f.url, sizeof(f.url), "ws://127.0.0.1:%d/ws", ntohs(sa.sin_port));
+    t0 = uv_hrtime();
+    fx_connect(&f, &o);
+    while (!f.torn_down)
+        uv_run(&f.loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&m.server, NULL);
+    if (m.accepted)
+        uv_close((uv_handle_t *)&m.conn, NULL);
+    fx_run(&f);
+    assert_true(m.accepted);
+    assert_int_equal(f.cli.closes, 1);
+    assert_int_equal(f.cli.code, 1006);
+    assert_string_equal(f.cli.reason, "connect timeout");
+    assert_true((uv_hrtime() - t0) / 1000000u >= 150);
+}
+
+static void test_ping_pong(void **state)
+{
+    struct fx f;
+
+    (void)state;
+    fx_init(&f, SC_PING, true);
+    fx_connect(&f, NULL);
+    fx_run(&f);
+    assert_true(f.cli.pongs >= 1);      /* the server answered the client's ping */
+    assert_true(f.srv_side.pongs >= 1); /* the client answered automatically */
+    assert_int_equal(f.cli.code, 1000);
+}
+
+static void test_many_closed_by_free(void **state)
+{
+    struct fx f;
+
+    (void)state;
+    fx_init(&f, SC_MANY, true);
+    f.nclients = 10;
+    for (int i = 0; i < f.nclients; i++)
+        fx_connect(&f, NULL);
+    fx_run(&f);
+    assert_int_equal(f.cli.opens, 10);
+    assert_int_equal(f.srv_side.opens, 10);
+    /* ob_lws_free closes everything without callbacks */
+    assert_int_equal(f.cli.closes, 0);
+    assert_int_equal(f.srv_side.closes, 0);
+}
+
+static void test_bad_args(void **state)
+{
+    struct fx f;
+    struct ob_ws *ws = NULL;
+    static const char *const crlf[] = {"X-A: 1\r\nX-B: 2", NULL};
+    struct ob_ws_opts o = {.headers = crlf};
+
+    (void)state;
+    fx_init(&f, SC_ECHO, true);
+    assert_int_equal(ob_ws_connect(f.lws, "http://127.0.0.1:1/", NULL, &client_cbs, &f, &ws),
+                     OB_EINVAL);
+    assert_null(ws);
+    assert_int_equal(ob_ws_connect(f.lws, "ws://", NULL, &client_cbs, &f, &ws), OB_EINVAL);
+    assert_int_equal(ob_ws_connect(f.lws, f.url, &o, &client_cbs, &f, &ws), OB_EINVAL);
+    assert_null(ws);
+    assert_int_equal(ob_http_server_ws(f.srv, "no-slash", &server_cbs, &f), OB_EINVAL);
+    teardown_soon(&f);
+    fx_run(&f);
+    assert_int_equal(f.cli.closes, 0);
+}
+
+static void test_wss(void **state)
+{
+    struct fx f;
+    char dir[64] = "/tmp/ob-wss-XXXXXX", cert[128], key[128], cmd[512];
+    struct ob_ws_opts o = {.insecure = true};
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+             "-keyout %s -out %s >/dev/null 2>&1",
+             key, cert);
+    if (system(cmd) != 0) {
+        unlink(cert);
+        unlink(key);
+        rmdir(dir);
+        skip();
+    }
+    fx_init_tls(&f, SC_CLIENT_CLOSE, true, cert, key);
+    fx_connect(&f, &o);
+    fx_run(&f);
+    unlink(cert);
+    unlink(key);
+    rmdir(dir);
+    assert_int_equal(f.cli.opens, 1);
+    assert_string_equal(f.query, "token=xyz&v=10");
+    assert_int_equal(f.srv_side.code, 4001);
+    assert_int_equal(f.cli.code, 4001);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_text_both_ways_in_order),
+        cmocka_unit_test(test_large_fragmented),
+        cmocka_unit_test(test_max_message_client),
+        cmocka_unit_test(test_max_message_server),
+        cmocka_unit_test(test_client_close_code),
+        cmocka_unit_test(test_server_close_code),
+        cmocka_unit_test(test_server_abort),
+        cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_unknown_path),
+        cmocka_unit_test(test_connect_timeout),
+        cmocka_unit_test(test_ping_pong),
+        cmocka_unit_test(test_many_closed_by_free),
+        cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_wss),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
