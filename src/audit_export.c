@@ -196,32 +196,6 @@ static int export_flat(sqlite3 *db, FILE *f, enum ob_audit_format fmt, int64_t s
 
 /* ---- HTML ----------------------------------------------------------------- */
 
-static void html(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '&':
-            fputs("&amp;", f);
-            break;
-        case '<':
-            fputs("&lt;", f);
-            break;
-        case '>':
-            fputs("&gt;", f);
-            break;
-        case '"':
-            fputs("&quot;", f);
-            break;
-        case '\'':
-            fputs("&#39;", f);
-            break;
-        default:
-            fputc(*s, f);
-            break;
-        }
-    }
-}
-
 /* What a request came to, gathered from its steps. */
 struct summary {
     char proposal[512];
@@ -422,21 +396,21 @@ static void html_detail(FILE *f, const char *detail)
     const cJSON *m;
 
     if (!cJSON_IsObject(d)) {
-        html(f, detail);
+        ob_html_escape(f, detail);
         cJSON_Delete(d);
         return;
     }
     cJSON_ArrayForEach(m, d)
     {
         fputs("<div><span class=\"k\">", f);
-        html(f, m->string ? m->string : "");
+        ob_html_escape(f, m->string ? m->string : "");
         fputs("</span> ", f);
         if (cJSON_IsString(m)) {
-            html(f, m->valuestring);
+            ob_html_escape(f, m->valuestring);
         } else {
             char *txt = cJSON_PrintUnformatted(m);
 
-            html(f, txt ? txt : "");
+            ob_html_escape(f, txt ? txt : "");
             cJSON_free(txt);
         }
         fputs("</div>", f);
@@ -495,17 +469,17 @@ static int html_request(sqlite3 *db, FILE *f, const char *request_id, int64_t si
     sqlite3_reset(st);
     summary_line(sm, line, sizeof(line));
     fputs("<section>\n<h2>", f);
-    html(f, *request_id ? request_id : "(no request id)");
+    ob_html_escape(f, *request_id ? request_id : "(no request id)");
     fputs("</h2>\n<p class=\"summary\">", f);
-    html(f, line);
+    ob_html_escape(f, line);
     fputs("</p>\n<p class=\"meta\">", f);
-    html(f, ob_time_format(sm->first_ts, when, sizeof(when)));
+    ob_html_escape(f, ob_time_format(sm->first_ts, when, sizeof(when)));
     fputs(" to ", f);
-    html(f, ob_time_format(sm->last_ts, when, sizeof(when)));
+    ob_html_escape(f, ob_time_format(sm->last_ts, when, sizeof(when)));
     fprintf(f, " &middot; %" PRId64 " record%s &middot; chain hash of the last record ",
             sm->nrecords, sm->nrecords == 1 ? "" : "s");
     fputs("<code>", f);
-    html(f, sm->last_hash);
+    ob_html_escape(f, sm->last_hash);
     fputs("</code></p>\n<table>\n<tr><th>time</th><th>step</th><th>actor</th><th>details</th>"
           "<th>hash</th></tr>\n",
           f);
@@ -524,17 +498,17 @@ static int html_request(sqlite3 *db, FILE *f, const char *request_id, int64_t si
         row_record(st, &r);
         ob_strlcpy(shorth, r.hash, sizeof(shorth));
         fputs("<tr><td class=\"t\">", f);
-        html(f, ob_time_format(r.ts_ms, when, sizeof(when)));
+        ob_html_escape(f, ob_time_format(r.ts_ms, when, sizeof(when)));
         fputs("</td><td>", f);
-        html(f, r.step);
+        ob_html_escape(f, r.step);
         fputs("</td><td>", f);
-        html(f, r.actor);
+        ob_html_escape(f, r.actor);
         fputs("</td><td class=\"d\">", f);
         html_detail(f, r.detail);
         fprintf(f, "</td><td class=\"h\" title=\"");
-        html(f, r.hash);
+        ob_html_escape(f, r.hash);
         fprintf(f, "\">#%" PRId64 " ", r.id);
-        html(f, shorth);
+        ob_html_escape(f, shorth);
         fputs("</td></tr>\n", f);
     }
     fputs("</table>\n</section>\n", f);
@@ -581,24 +555,24 @@ static int export_html(struct ob_store *s, sqlite3 *db, FILE *f, int64_t since_m
     fputs(html_head, f);
     fputs("<p class=\"meta\">Period: ", f);
     if (since_ms)
-        html(f, ob_time_format(since_ms, when, sizeof(when)));
+        ob_html_escape(f, ob_time_format(since_ms, when, sizeof(when)));
     else
         fputs("the beginning", f);
     fputs(" to ", f);
     if (until_ms)
-        html(f, ob_time_format(until_ms, when, sizeof(when)));
+        ob_html_escape(f, ob_time_format(until_ms, when, sizeof(when)));
     else
         fputs("now", f);
     fprintf(f, " &middot; %" PRId64 " record%s &middot; generated ", total, total == 1 ? "" : "s");
-    html(f, ob_time_format(ob_now_ms(), when, sizeof(when)));
+    ob_html_escape(f, ob_time_format(ob_now_ms(), when, sizeof(when)));
     fputs("</p>\n", f);
     if (!verr) {
         fprintf(f, "<p class=\"ok\">chain intact (%" PRId64 " records, head <code>", count);
-        html(f, head);
+        ob_html_escape(f, head);
         fputs("</code>)</p>\n", f);
     } else {
         fprintf(f, "<p class=\"bad\">chain BROKEN at record %" PRId64 ": ", bad_id);
-        html(f, why);
+        ob_html_escape(f, why);
         fputs("</p>\n", f);
     }
 

@@ -757,31 +757,6 @@ static int write_csv(struct ob_eval *e, const char *path)
     return 0;
 }
 
-static void html_esc(FILE *f, const char *s)
-{
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '<':
-            fputs("&lt;", f);
-            break;
-        case '>':
-            fputs("&gt;", f);
-            break;
-        case '&':
-            fputs("&amp;", f);
-            break;
-        case '"':
-            fputs("&quot;", f);
-            break;
-        case '\'':
-            fputs("&#39;", f);
-            break;
-        default:
-            fputc(*s, f);
-        }
-    }
-}
-
 static void html_rate_row(FILE *f, struct ob_eval *e, const char *name, size_t off)
 {
     char b[16];
@@ -813,14 +788,14 @@ static int write_html(struct ob_eval *e, const char *path)
           f);
     for (size_t i = 0; i < e->ndatasets; i++) {
         fputs(i ? ", " : "", f);
-        html_esc(f, e->datasets[i]);
+        ob_html_escape(f, e->datasets[i]);
     }
     fprintf(f, " &middot; %zu line(s) &middot; %zu variant(s)</p>\n", e->nlines, e->nvars);
 
     fputs("<h2>Summary</h2>\n<table><tr><th></th>", f);
     for (size_t i = 0; i < e->nvars; i++) {
         fputs("<th>", f);
-        html_esc(f, e->vars[i].name);
+        ob_html_escape(f, e->vars[i].name);
         fputs("</th>", f);
     }
     fputs("</tr>\n<tr><th>mode</th>", f);
@@ -828,14 +803,14 @@ static int write_html(struct ob_eval *e, const char *path)
         const struct ob_eval_summary *s = &e->vars[i].sum;
 
         fputs("<td>", f);
-        html_esc(f, s->mode);
+        ob_html_escape(f, s->mode);
         if (s->model[0]) {
             fputs(" &middot; ", f);
-            html_esc(f, s->connection);
+            ob_html_escape(f, s->connection);
             fputs(" ", f);
-            html_esc(f, s->model);
+            ob_html_escape(f, s->model);
             fputs("@", f);
-            html_esc(f, s->prompt_version);
+            ob_html_escape(f, s->prompt_version);
         }
         fputs("</td>", f);
     }
@@ -865,7 +840,7 @@ static int write_html(struct ob_eval *e, const char *path)
     fputs("<h2>Per action</h2>\n<table><tr><th>action</th>", f);
     for (size_t i = 0; i < e->nvars; i++) {
         fputs("<th colspan=\"4\">", f);
-        html_esc(f, e->vars[i].name);
+        ob_html_escape(f, e->vars[i].name);
         fputs("</th>", f);
     }
     fputs("</tr>\n<tr><th></th>", f);
@@ -882,7 +857,7 @@ static int write_html(struct ob_eval *e, const char *path)
         if (!any)
             continue;
         fputs("<tr><th>", f);
-        html_esc(f, name);
+        ob_html_escape(f, name);
         fputs("</th>", f);
         for (size_t i = 0; i < e->nvars; i++) {
             const struct ob_eval_action_stats *as = NULL;
@@ -910,17 +885,17 @@ static int write_html(struct ob_eval *e, const char *path)
                 if (s->confusion[g][p] > max)
                     max = s->confusion[g][p];
         fputs("<div class=\"v\"><h3>", f);
-        html_esc(f, s->variant);
+        ob_html_escape(f, s->variant);
         fputs("</h3><table class=\"cm\"><tr><th>expected \\ predicted</th>", f);
         for (size_t p = 0; p < s->nlabels; p++) {
             fputs("<th>", f);
-            html_esc(f, s->labels[p]);
+            ob_html_escape(f, s->labels[p]);
             fputs("</th>", f);
         }
         fputs("</tr>\n", f);
         for (size_t g = 0; g < s->nlabels; g++) {
             fputs("<tr><th>", f);
-            html_esc(f, s->labels[g]);
+            ob_html_escape(f, s->labels[g]);
             fputs("</th>", f);
             for (size_t p = 0; p < s->nlabels; p++) {
                 size_t c = s->confusion[g][p];
@@ -942,7 +917,7 @@ static int write_html(struct ob_eval *e, const char *path)
         size_t n = 0;
 
         fputs("<h3>", f);
-        html_esc(f, v->name);
+        ob_html_escape(f, v->name);
         fputs("</h3>\n<table><tr><th>line</th><th>text</th><th>expected</th><th>predicted</th>"
               "<th>outcome</th><th>detail</th></tr>\n",
               f);
@@ -956,17 +931,17 @@ static int write_html(struct ob_eval *e, const char *path)
             n++;
             gold_text(l, gp, sizeof(gp));
             fprintf(f, "<tr><td>%d</td><td class=\"t\">", l->lineno);
-            html_esc(f, l->text);
+            ob_html_escape(f, l->text);
             fputs("</td><td class=\"t\">", f);
-            html_esc(f, l->gold ? l->gold : "none");
+            ob_html_escape(f, l->gold ? l->gold : "none");
             fputs(" ", f);
-            html_esc(f, gp);
+            ob_html_escape(f, gp);
             fputs("</td><td class=\"t\">", f);
-            html_esc(f, r->pred_params[0] ? r->pred_params : r->pred);
+            ob_html_escape(f, r->pred_params[0] ? r->pred_params : r->pred);
             fputs("</td><td class=\"t\">", f);
-            html_esc(f, r->outcome);
+            ob_html_escape(f, r->outcome);
             fputs("</td><td class=\"t\">", f);
-            html_esc(f, r->detail);
+            ob_html_escape(f, r->detail);
             fputs("</td></tr>\n", f);
         }
         if (!n)

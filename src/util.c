@@ -195,3 +195,31 @@ void ob_random_id(const char *prefix, char *buf, size_t len)
     sodium_bin2hex(hex, sizeof(hex), raw, sizeof(raw));
     snprintf(buf, len, "%s%s", prefix, hex);
 }
+
+void ob_html_escape(void *file, const char *s)
+{
+    FILE *f = file;
+
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '&':
+            fputs("&amp;", f);
+            break;
+        case '<':
+            fputs("&lt;", f);
+            break;
+        case '>':
+            fputs("&gt;", f);
+            break;
+        case '"':
+            fputs("&quot;", f);
+            break;
+        case '\'':
+            fputs("&#39;", f);
+            break;
+        default:
+            fputc(*s, f);
+            break;
+        }
+    }
+}

@@ -26,6 +26,9 @@ char *ob_xstrdup(const char *s);
 size_t ob_utf8_seq(const char *s, size_t left);
 /* True when s[0..len) is valid UTF-8 without NUL bytes. */
 bool ob_utf8_valid(const char *s, size_t len);
+/* Writes s to f (a FILE *) with & < > " ' escaped for HTML text and
+ * attribute values; NULL writes nothing. */
+void ob_html_escape(void *f, const char *s);
 /* Random id with a prefix: "r-5f0c2a9e1b7d" (libsodium randombytes). */
 void ob_random_id(const char *prefix, char *buf, size_t len);
 
