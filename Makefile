@@ -8,11 +8,12 @@ CONFIG     ?= deploy/demo/opsbot.yaml
 # Debian packages needed to build and test (pkg-config name : package).
 DEB_PKGS = gcc pkg-config meson ninja-build libuv1-dev libcjson-dev libpcre2-dev \
            libsodium-dev libyaml-dev libsqlite3-dev libcmocka-dev sqlite3 clang-format \
-           util-linux libwebsockets-dev libcurl4-openssl-dev libssl-dev openssl prometheus
+           util-linux libwebsockets-dev libcurl4-openssl-dev libssl-dev openssl prometheus \
+           clang libclang-rt-14-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo test test-fast check-format format clean
+.PHONY: all deps build demo test test-fast check-format format clean bench
 
 all: build
 
@@ -39,11 +40,13 @@ demo: build
 	./$(BUILD)/opsbot console -c $(CONFIG)
 
 # The whole suite: the normal build, then the same tests under ASan+UBSan
-# (with LeakSanitizer), then the format check. Ends with "N passed, N failed".
+# (with LeakSanitizer), then a short libFuzzer run of every fuzz target
+# (clang, build-fuzz; tests/fuzz/smoke.sh), then the format check. Ends
+# with "N passed, N failed".
 test: deps $(BUILD)/build.ninja $(BUILD_ASAN)/build.ninja
 	ninja -C $(BUILD)
 	ninja -C $(BUILD_ASAN)
-	sh tests/run-suite.sh $(BUILD) $(BUILD_ASAN)
+	sh tests/run-suite.sh --fuzz $(BUILD) $(BUILD_ASAN)
 
 # Normal build only (quicker while developing).
 test-fast: build
@@ -55,5 +58,16 @@ check-format:
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
+# The load benchmark (tests/bench/, issue 8; never part of `make test`): an
+# optimised build of its own, then the real `opsbot run` under load from the
+# local Slack. Writes tests/bench/RESULTS.md and tests/bench/results.json.
+BUILD_BENCH ?= build-bench
+$(BUILD_BENCH)/build.ninja:
+	meson setup $(BUILD_BENCH) -Dwerror=true --buildtype=debugoptimized
+
+bench: deps $(BUILD_BENCH)/build.ninja
+	ninja -C $(BUILD_BENCH) opsbot tests/opsbot-bench
+	./$(BUILD_BENCH)/tests/opsbot-bench ./$(BUILD_BENCH)/opsbot $(CURDIR) tests/bench
+
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz

@@ -247,7 +247,9 @@ static int get_num(const cJSON *o, const char *key, int64_t *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 
-    if (!cJSON_IsNumber(v))
+    /* A damaged row may hold anything: inf, 1e308 or NaN would overflow the
+     * conversion (undefined behaviour), so the range is checked first. */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= -9.0e15 && v->valuedouble <= 9.0e15))
         return OB_EJSON;
     *out = (int64_t)v->valuedouble;
     return 0;

@@ -500,21 +500,12 @@ out:
 
 /* ---- iterate ------------------------------------------------------------- */
 
-int ob_audit_each(struct ob_store *s, const char *request_id, ob_audit_each_cb cb, void *data)
+/* Steps st (bound) to the end, handing each row to cb. */
+static int walk(struct ob_store *s, sqlite3_stmt *st, ob_audit_each_cb cb, void *data)
 {
-    sqlite3 *db = ob_store_db(s);
-    sqlite3_stmt *st = NULL;
     int err = 0;
     int rc;
 
-    if (!db || !request_id || !cb)
-        return OB_EINVAL;
-    /* Prepared per call (not cached) so that callbacks may iterate too. */
-    rc = sqlite3_prepare_v2(db, "SELECT " SQL_COLS " FROM audit WHERE request_id = ?1 ORDER BY id",
-                            -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return db_fail(s, "audit each");
-    sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
     for (;;) {
         struct ob_audit_record r;
 
@@ -540,6 +531,43 @@ int ob_audit_each(struct ob_store *s, const char *request_id, ob_audit_each_cb c
         if (err)
             break;
     }
+    return err;
+}
+
+int ob_audit_each(struct ob_store *s, const char *request_id, ob_audit_each_cb cb, void *data)
+{
+    sqlite3 *db = ob_store_db(s);
+    sqlite3_stmt *st = NULL;
+    int err;
+
+    if (!db || !request_id || !cb)
+        return OB_EINVAL;
+    /* Prepared per call (not cached) so that callbacks may iterate too. */
+    if (sqlite3_prepare_v2(db, "SELECT " SQL_COLS " FROM audit WHERE request_id = ?1 ORDER BY id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(s, "audit each");
+    sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
+    err = walk(s, st, cb, data);
+    sqlite3_finalize(st);
+    return err;
+}
+
+int ob_audit_unfinished(struct ob_store *s, ob_audit_each_cb cb, void *data)
+{
+    /* The later steps are found through the (request_id, id) index. */
+    static const char sql[] = "SELECT " SQL_COLS " FROM audit AS a WHERE a.step = 'started' AND "
+                              "NOT EXISTS (SELECT 1 FROM audit AS b WHERE b.request_id = "
+                              "a.request_id AND b.id > a.id AND b.step IN ('finished', "
+                              "'failed', 'outcome_unknown')) ORDER BY a.id";
+    sqlite3 *db = ob_store_db(s);
+    sqlite3_stmt *st = NULL;
+    int err;
+
+    if (!db || !cb)
+        return OB_EINVAL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_fail(s, "audit unfinished");
+    err = walk(s, st, cb, data);
     sqlite3_finalize(st);
     return err;
 }

@@ -113,6 +113,7 @@ int64_t ob__audit(struct ob_bot *bot, struct ob_request *req, const char *reques
     free(clean);
     if (rc) {
         ob_error("audit", "cannot append '%s' of %s: %s", step, request_id, ob_strerror(rc));
+        ob__store_failed(bot, rc, "audit append");
         return 0;
     }
     count_approval(bot, request_id, step);
@@ -132,16 +133,28 @@ int64_t ob__req_audit(struct ob_request *req, const char *step, const char *acto
 /* ---- posting ------------------------------------------------------------ */
 
 struct post_ctx {
+    struct post_ctx *next; /* bot->post_list: posts in flight */
     struct ob_bot *bot;
     ob_post_cb cb;
     void *data;
 };
+
+static void post_unlink(struct post_ctx *pc)
+{
+    for (struct post_ctx **pp = &pc->bot->post_list; *pp; pp = &(*pp)->next) {
+        if (*pp == pc) {
+            *pp = pc->next;
+            return;
+        }
+    }
+}
 
 static void post_done(void *data, int status, const struct ob_msgref *ref)
 {
     struct post_ctx *pc = data;
     struct ob_bot *bot = pc->bot;
 
+    post_unlink(pc);
     if (status)
         ob_warn("pipeline", "post failed: %s", ob_strerror(status));
     if (pc->cb)
@@ -171,6 +184,8 @@ int ob__post_raw(struct ob_bot *bot, struct ob_adapter *ad, const char *channel,
     pc->bot = bot;
     pc->cb = cb;
     pc->data = data;
+    pc->next = bot->post_list;
+    bot->post_list = pc;
     p.channel = channel;
     p.thread = thread;
     p.text = clean;
@@ -182,6 +197,7 @@ int ob__post_raw(struct ob_bot *bot, struct ob_adapter *ad, const char *channel,
     if (rc) {
         ob_warn("pipeline", "post failed: %s", ob_strerror(rc));
         bot->posts_in_flight--;
+        post_unlink(pc);
         free(pc);
     }
     return rc;
@@ -462,6 +478,10 @@ void ob__start_action(struct ob_request *req)
             return;
         }
     }
+    if (!a->executor && !strcmp(a->name, "diagnose")) {
+        ob__diagnose_start(req); /* src/diagnose_run.c */
+        return;
+    }
     if (!a->executor) {
         ob__req_audit(req, "started", "opsbot", NULL);
         run_help(req);
@@ -472,10 +492,12 @@ void ob__start_action(struct ob_request *req)
     cJSON_AddStringToObject(d, "command", cmd);
     id = ob__req_audit(req, "started", "opsbot", d);
     /* Durable before anything runs: after a crash the trail says what began. */
-    rc = ob_store_flush(bot->store);
+    rc = id ? ob_store_flush(bot->store) : OB_ESTORE;
     if (rc) {
-        ob__say_final(req, "[#%lld] not run: the audit trail cannot be written (%s)", (long long)id,
-                      ob_strerror(rc));
+        if (id)
+            ob__store_failed(bot, rc, "the durable flush before an action");
+        /* No audit id or chain: nothing of this request became durable. */
+        sayf(req, 0, "not run: the audit trail cannot be written (%s)", bot->store_why);
         ob__request_end(req);
         return;
     }
@@ -542,6 +564,11 @@ static void decide(struct ob_request *req)
     sayf(req, 0, "[#%lld] policy: needs %d approval(s) from %s — rule %s (%s)", (long long)id,
          dec.count, dec.approvers, dec.rule, dec.where);
     ob__request_approval(req, &dec);
+}
+
+void ob__decide(struct ob_request *req)
+{
+    decide(req);
 }
 
 /* ---- inbound messages --------------------------------------------------- */
@@ -1117,6 +1144,8 @@ static void on_event(void *data, struct ob_adapter *ad, const struct ob_event *e
 
     if (bot->stopping || !ev->platform || !ev->user)
         return;
+    if (ob__store_refuses(bot, ad, ev))
+        return;
     ob_metrics_event(ev->platform,
                      (const char *[]){"message", "reaction_add", "reaction_remove",
                                       "button"}[ev->kind <= OB_EV_BUTTON ? ev->kind : 0]);
@@ -1141,7 +1170,8 @@ static void on_event(void *data, struct ob_adapter *ad, const struct ob_event *e
     case OB_EV_REACTION_ADD:
     case OB_EV_REACTION_REMOVE:
     case OB_EV_BUTTON:
-        ob__on_vote(bot, ad, ev);
+        if (!ob__diagnose_on_pick(bot, ad, ev))
+            ob__on_vote(bot, ad, ev);
         break;
     }
     ob__maybe_idle(bot);
@@ -1151,7 +1181,7 @@ static void on_event(void *data, struct ob_adapter *ad, const struct ob_event *e
 
 size_t ob_bot_inflight(const struct ob_bot *bot)
 {
-    return bot->running + bot->posts_in_flight + bot->parsing +
+    return bot->running + bot->posts_in_flight + bot->parsing + bot->diagnosing +
            (bot->exec ? ob_exec_active(bot->exec) : 0);
 }
 
@@ -1172,8 +1202,10 @@ void ob__maybe_idle(struct ob_bot *bot)
 static void flush_cb(uv_check_t *c)
 {
     struct ob_bot *bot = c->data;
+    int rc = ob_store_flush(bot->store);
 
-    ob_store_flush(bot->store);
+    if (rc)
+        ob__store_failed(bot, rc, "commit");
 }
 
 /* The state file's directory is created on first start (mkdir -p). */
@@ -1411,6 +1443,7 @@ int ob_bot_start(struct ob_bot *bot)
     }
     ob__restore_approvals(bot);
     ob_store_flush(bot->store);
+    ob__report_unfinished(bot);
     return 0;
 }
 
@@ -1537,6 +1570,8 @@ static void finish_shutdown(struct ob_bot *bot)
     if (bot->closed)
         return;
     bot->closed = true;
+    /* Diagnoses end with the process (before their requests are freed). */
+    ob__diagnose_shutdown(bot);
     /* Questions nobody answered end with the process. */
     for (struct ob_request *r = bot->requests, *next; r; r = next) {
         next = r->next;
@@ -1579,6 +1614,18 @@ void ob_bot_free(struct ob_bot *bot)
     if (!bot)
         return;
     release_transport(bot); /* when the loop was never run to the end */
+    /* Posts the adapters dropped unanswered as they were freed: their
+     * callbacks hear so (requests waiting for them are freed there). */
+    while (bot->post_list) {
+        struct post_ctx *pc = bot->post_list;
+
+        bot->post_list = pc->next;
+        if (pc->cb)
+            pc->cb(pc->data, -ECANCELED, NULL);
+        free(pc);
+    }
+    bot->posts_in_flight = 0;
+    ob__diagnose_shutdown(bot);
     if (!uv_is_closing((uv_handle_t *)&bot->release_timer))
         uv_close((uv_handle_t *)&bot->release_timer, NULL);
     while (bot->approvals) {

@@ -3,13 +3,14 @@
 #include <string.h>
 
 #include "bundle.h"
+#include "opsbot/diagnose.h"
 #include "opsbot/err.h"
 #include "opsbot/platform.h"
 #include "opsbot/util.h"
 
-static const char *const top_keys[] = {"bot",       "log",         "exec",     "redact",
-                                       "platforms", "actions",     "policies", "llm",
-                                       "metrics",   "connections", "targets",  NULL};
+static const char *const top_keys[] = {"bot",     "log",      "exec", "redact",  "platforms",
+                                       "actions", "policies", "llm",  "metrics", "connections",
+                                       "targets", "diagnose", NULL};
 static const char *const bot_keys[] = {
     "name",        "state",           "echo", "max_message_bytes", "shutdown_grace",
     "ask_timeout", "chat_output_cap", NULL};
@@ -217,7 +218,9 @@ int ob_bundle_load(struct ob_bundle **out, const char *path, struct ob_diag *d)
         extra = NULL;
     }
     ob_redact_new(&b->red, b->cfg, extra, d);
-    if (d->n > before || !b->cat || !b->pol || !b->red || !b->llm)
+    if (b->cat && b->llm)
+        ob_diagnose_load(&b->diag, b->cfg, b->cat, b->llm, d);
+    if (d->n > before || !b->cat || !b->pol || !b->red || !b->llm || !b->diag)
         goto fail;
     *out = b;
     return 0;
@@ -236,6 +239,7 @@ void ob_bundle_unref(struct ob_bundle *b)
 {
     if (!b || --b->refs > 0)
         return;
+    ob_diagnose_free(b->diag);
     ob_llm_config_free(b->llm);
     ob_redact_free(b->red);
     ob_policy_free(b->pol);
@@ -321,4 +325,15 @@ void ob_bundle_summary(const struct ob_bundle *b, void *file)
         fputc('\n', f);
     }
     fprintf(f, "  metrics: %s\n", b->metrics_listen ? b->metrics_listen : "off");
+    if (b->diag && ob_diagnose_settings(b->diag)->enabled) {
+        const struct ob_dx_settings *ds = ob_diagnose_settings(b->diag);
+        char t[32];
+
+        fprintf(f,
+                "  diagnose: %zu evidence queries, budget %s, up to %d proposals, %zu runbook "
+                "section(s), llm narrative %s\n",
+                ob_diagnose_evidence_count(b->diag),
+                ob_duration_format(ds->budget_ms, t, sizeof(t)), ds->max_proposals,
+                ob_runbooks_sections(ob_diagnose_runbooks(b->diag)), ds->narrative ? "on" : "off");
+    }
 }

@@ -36,6 +36,8 @@ struct ob_bundle {
     struct ob_llm_config *llm;
     /* metrics.listen, or NULL: no endpoint */
     const char *metrics_listen;
+    /* diagnose: + the playbook (set after a successful load) */
+    struct ob_diagnose *diag;
 };
 
 struct ob_bundle *ob_bundle_ref(struct ob_bundle *b);

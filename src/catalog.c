@@ -37,7 +37,7 @@ static const char *const param_keys[] = {"name",    "type",     "description", "
                                          "values",  "aliases",  "min",         "max",
                                          "default", "required", NULL};
 static const char *const section_keys[] = {"include", "bind", NULL};
-static const char *const doc_keys[] = {"actions", NULL};
+static const char *const doc_keys[] = {"actions", "playbook", NULL}; /* playbook: diagnose.c */
 
 /* The built-in `help`: strict, the whole message must be the request. */
 static const char *const help_rules[] = {

@@ -11,9 +11,11 @@
 #include "opsbot/adapters.h"
 #include "opsbot/audit.h"
 #include "opsbot/bot.h"
+#include "opsbot/discord.h"
 #include "opsbot/err.h"
 #include "opsbot/eval.h"
 #include "opsbot/store.h"
+#include "opsbot/teams.h"
 #include "opsbot/util.h"
 
 #define DEFAULT_CONFIG "opsbot.yaml"
@@ -29,6 +31,9 @@ static const char usage_main[] =
     "  audit verify   check the audit trail's hash chain\n"
     "  audit export   write the audit trail as csv, html or jsonl\n"
     "  eval           measure the parser (rules or LLM, per variant) on labelled requests\n"
+    "  teams package  write the Microsoft Teams app package (zip) to upload\n"
+    "  discord invite-url         print the URL that adds the Discord bot to a server\n"
+    "  discord register-commands  register the /ops slash command with Discord\n"
     "\n"
     "  -c FILE        configuration (default $OPSBOT_CONFIG, else ./opsbot.yaml)\n"
     "  --version      print the version\n"
@@ -511,6 +516,168 @@ static int cmd_audit_export(int argc, char **argv)
     return rc ? 1 : 0;
 }
 
+/* ---- teams package ------------------------------------------------------ */
+
+static const char usage_teams_package[] =
+    "usage: opsbot teams package -c FILE -o PATH [--assets DIR]\n"
+    "Writes the Teams app package (a zip with manifest.json, color.png and\n"
+    "outline.png) for platforms.teams.app_id to PATH; upload it in Teams\n"
+    "(Apps > Manage your apps > Upload an app) or the Teams admin center.\n"
+    "DIR holds the manifest template ({{APP_ID}}, {{VERSION}}) and the icons:\n"
+    "default $OPSBOT_TEAMS_ASSETS, else deploy/teams next to the config, else\n"
+    "./deploy/teams, else /usr/share/opsbot/teams.\n";
+
+static int cmd_teams_package(int argc, char **argv)
+{
+    const char *path = NULL, *outp = NULL, *assets = NULL, *app_id = NULL;
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"output", required_argument, NULL, 'o'},
+                                         {"assets", required_argument, NULL, 'a'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
+    struct ob_config *cfg = NULL;
+    const cJSON *sec;
+    struct ob_diag d;
+    char err[600], dir[1024];
+    int c, rc;
+
+    while ((c = getopt_long(argc, argv, "c:o:a:h", opts, NULL)) != -1) {
+        if (c == 'c') {
+            path = optarg;
+        } else if (c == 'o') {
+            outp = optarg;
+        } else if (c == 'a') {
+            assets = optarg;
+        } else if (c == 'h') {
+            fputs(usage_teams_package, stdout);
+            return 0;
+        } else {
+            fputs(usage_teams_package, stderr);
+            return 2;
+        }
+    }
+    if (optind < argc || !outp) {
+        fputs(usage_teams_package, stderr);
+        return 2;
+    }
+    path = config_path(path);
+    ob_diag_init(&d);
+    rc = ob_config_load(&cfg, path, &d);
+    if (rc) {
+        ob_diag_print(&d, stderr);
+        ob_diag_release(&d);
+        return fail("%s: cannot load the configuration", path);
+    }
+    sec = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(ob_config_root(cfg), "platforms"), "teams");
+    if (!cJSON_IsObject(sec) ||
+        ob_cfg_string(cfg, sec, "app_id", true, NULL, &app_id, &d) || !app_id || !*app_id ||
+        strspn(app_id, "0123456789abcdefABCDEF-") != strlen(app_id) || strlen(app_id) > 64) {
+        ob_diag_print(&d, stderr);
+        ob_diag_release(&d);
+        ob_config_free(cfg);
+        return fail("%s: platforms.teams.app_id must be the bot's Microsoft App ID (a GUID)",
+                    path);
+    }
+    ob_diag_release(&d);
+    if (!assets)
+        assets = getenv("OPSBOT_TEAMS_ASSETS");
+    if (!assets || !*assets) {
+        const char *const cands[] = {"deploy/teams", "./deploy/teams", "/usr/share/opsbot/teams"};
+
+        assets = cands[2];
+        for (size_t i = 0; i < 3; i++) {
+            char probe[1100];
+
+            if (i == 0)
+                snprintf(dir, sizeof(dir), "%s/deploy/teams", ob_config_dir(cfg));
+            else
+                snprintf(dir, sizeof(dir), "%s", cands[i]);
+            snprintf(probe, sizeof(probe), "%s/manifest.json", dir);
+            if (!access(probe, R_OK)) {
+                assets = dir;
+                break;
+            }
+        }
+    }
+    rc = ob_teams_package(app_id, OB_VERSION, assets, outp, err, sizeof(err));
+    if (rc)
+        fprintf(stderr, "opsbot: %s\n", err[0] ? err : ob_strerror(rc));
+    else
+        printf("wrote %s (app id %s): upload it in Teams (Apps > Manage your apps > Upload an "
+               "app)\n",
+               outp, app_id);
+    ob_config_free(cfg);
+    return rc ? 1 : 0;
+}
+
+/* ---- discord invite-url / register-commands ------------------------------ */
+
+static const char usage_discord[] =
+    "usage: opsbot discord invite-url -c FILE\n"
+    "       opsbot discord register-commands -c FILE\n"
+    "invite-url prints the OAuth2 URL that adds the bot to a server: scopes bot\n"
+    "and applications.commands, and only the permissions opsbot needs (View\n"
+    "Channels, Send Messages, Send Messages in Threads, Create Public Threads,\n"
+    "Read Message History, Add Reactions). It needs platforms.discord.application_id.\n"
+    "register-commands registers the /ops slash command for that application\n"
+    "(PUT /applications/{id}/commands with the bot token). See docs/DISCORD.md.\n";
+
+static int cmd_discord(int argc, char **argv)
+{
+    const char *path = NULL, *sub = argv[0], *app = NULL;
+    struct ob_config *cfg = NULL;
+    const cJSON *sec;
+    struct ob_diag d;
+    char out[512];
+    int rc = config_only_opts(argc, argv, usage_discord, &path);
+
+    if (rc >= 0)
+        return rc;
+    path = config_path(path);
+    ob_diag_init(&d);
+    rc = ob_config_load(&cfg, path, &d);
+    if (rc) {
+        ob_diag_print(&d, stderr);
+        ob_diag_release(&d);
+        return fail("%s: cannot load the configuration", path);
+    }
+    sec = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(ob_config_root(cfg), "platforms"), "discord");
+    if (!cJSON_IsObject(sec)) {
+        ob_diag_release(&d);
+        ob_config_free(cfg);
+        return fail("%s: no platforms.discord section", path);
+    }
+    if (!strcmp(sub, "invite-url")) {
+        if (ob_cfg_string(cfg, sec, "application_id", true, NULL, &app, &d) || !app ||
+            ob_discord_invite_url(app, out, sizeof(out))) {
+            ob_diag_print(&d, stderr);
+            ob_diag_release(&d);
+            ob_config_free(cfg);
+            return fail("%s: platforms.discord.application_id must be the application's id "
+                        "(quoted digits, General Information in the developer portal)",
+                        path);
+        }
+        printf("%s\n", out);
+        rc = 0;
+    } else {
+        uv_loop_t loop;
+
+        uv_loop_init(&loop);
+        rc = ob_discord_register_commands(&loop, cfg, sec, out, sizeof(out));
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        if (rc)
+            fprintf(stderr, "opsbot: %s\n", out);
+        else
+            printf("%s\n", out);
+    }
+    ob_diag_release(&d);
+    ob_config_free(cfg);
+    return rc ? 1 : 0;
+}
+
 int ob_cli_main(int argc, char **argv)
 {
     const char *cmd;
@@ -536,6 +703,30 @@ int ob_cli_main(int argc, char **argv)
         return cmd_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval"))
         return ob_eval_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "teams")) {
+        if (argc > 2 && !strcmp(argv[2], "package"))
+            return cmd_teams_package(argc - 2, argv + 2);
+        if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+            fputs(usage_teams_package, stdout);
+            return 0;
+        }
+        fprintf(stderr, "opsbot: unknown teams subcommand '%s' (package)\n",
+                argc > 2 ? argv[2] : "");
+        return 2;
+    }
+    if (!strcmp(cmd, "discord")) {
+        const char *sub = argc > 2 ? argv[2] : "";
+
+        if (!strcmp(sub, "invite-url") || !strcmp(sub, "register-commands"))
+            return cmd_discord(argc - 2, argv + 2);
+        if (!strcmp(sub, "--help") || !strcmp(sub, "-h")) {
+            fputs(usage_discord, stdout);
+            return 0;
+        }
+        fprintf(stderr, "opsbot: unknown discord subcommand '%s' (invite-url, register-commands)\n",
+                sub);
+        return 2;
+    }
     if (!strcmp(cmd, "policy") || !strcmp(cmd, "audit")) {
         const char *sub = argc > 2 ? argv[2] : "";
 

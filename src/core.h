@@ -50,6 +50,8 @@ struct ctx_msg {
 };
 
 struct parse_job;
+struct post_ctx;
+struct dx_run;
 
 struct pending {
     struct pending *next;
@@ -74,9 +76,12 @@ struct ob_bot {
     struct ctx_msg ctx[CTX_RING];
     size_t ctx_next;
     struct ob_request *requests; /* asking or running */
+    struct dx_run *diagnoses;    /* diagnose_run.c: gathering, or open for picks */
+    size_t diagnosing;           /* diagnoses not answered yet (in flight) */
     struct pending *approvals;   /* pending first; resolved ones kept a while */
     size_t running;
     size_t posts_in_flight;
+    struct post_ctx *post_list; /* bot.c: their contexts */
     uv_check_t flush_check;
     uv_timer_t expiry_timer;
     uv_timer_t grace_timer;
@@ -86,6 +91,10 @@ struct ob_bot {
     bool stopping;
     bool closed;
     int exit_status;
+    /* recovery.c: the state store cannot be written (requests refused). */
+    bool store_failing;
+    int64_t store_probe_ms; /* no write is tried before this */
+    char store_why[256];
 };
 
 /* ---- bot.c ---- */
@@ -111,6 +120,19 @@ void ob__start_action(struct ob_request *req);
 void ob__maybe_idle(struct ob_bot *bot);
 /* The metrics endpoint's bound port, or -1 when it is off (tests). */
 int ob_bot_metrics_port(const struct ob_bot *bot);
+/* Policy, then run / approval request / denial (the decide stage). */
+void ob__decide(struct ob_request *req);
+
+/* ---- recovery.c ---- */
+/* The state store failed (err, during what): requests are refused from
+ * now on until a probe write succeeds; bot->store_why says why. */
+void ob__store_failed(struct ob_bot *bot, int err, const char *what);
+/* While the store is failing: probes it and, still failing, refuses ev
+ * (one line to addressed messages). True when ev must go no further. */
+bool ob__store_refuses(struct ob_bot *bot, struct ob_adapter *ad, const struct ob_event *ev);
+/* At start: actions that had started when opsbot stopped without a trace
+ * are recorded as outcome_unknown and reported in their threads. */
+void ob__report_unfinished(struct ob_bot *bot);
 
 /* ---- approvals.c ---- */
 /* Hands a decided request to an approval (the request is freed). */
@@ -119,5 +141,13 @@ void ob__on_vote(struct ob_bot *bot, struct ob_adapter *ad, const struct ob_even
 void ob__restore_approvals(struct ob_bot *bot);
 void ob__arm_expiry(struct ob_bot *bot);
 size_t ob__pending_cb(void *core);
+
+/* ---- diagnose_run.c ---- */
+/* Runs an allowed `diagnose` request (takes the request over). */
+void ob__diagnose_start(struct ob_request *req);
+/* A pick (reaction / button) on a diagnosis' proposals: true when taken. */
+bool ob__diagnose_on_pick(struct ob_bot *bot, struct ob_adapter *ad, const struct ob_event *ev);
+/* Cancels and frees every diagnosis (from finish_shutdown / ob_bot_free). */
+void ob__diagnose_shutdown(struct ob_bot *bot);
 
 #endif

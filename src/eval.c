@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "bundle.h"
+#include "opsbot/diagnose.h"
 #include "opsbot/err.h"
 #include "opsbot/eval.h"
 #include "opsbot/http.h"
@@ -31,6 +32,19 @@ struct line {
     const char *dataset;
     int lineno;
     bool missing_required; /* the gold action lacks a required parameter */
+};
+
+/* A diagnosis line: symptom text + evidence fixture -> first proposal. */
+struct dxline {
+    char *text;
+    char *expect; /* NULL: no proposal */
+    cJSON *params;
+    cJSON *fixture; /* {"evidence": {...}} */
+    char *fixture_name;
+    const char *dataset;
+    int lineno;
+    char got[600];
+    bool correct;
 };
 
 struct row {
@@ -63,6 +77,8 @@ struct ob_eval {
     size_t ndatasets;
     struct line *lines;
     size_t nlines;
+    struct dxline *dx;
+    size_t ndx, dx_correct;
     struct variant *vars;
     size_t nvars;
     size_t next, inflight, completed, total, concurrency;
@@ -86,6 +102,157 @@ static bool missing_required(const struct ob_catalog *cat, const char *gold, con
             !cJSON_GetObjectItemCaseSensitive(params, a->params[i].name))
             return true;
     return false;
+}
+
+/* {"text": "...", "fixture": "PATH" (relative to the dataset), "expect": ACTION|null,
+ * "params": {...}}: the fixture holds {"evidence": {NAME: data, ...}}. */
+static int load_dx_line(struct ob_eval *e, const char *path, int lineno, const cJSON *o,
+                        const char *ds, char *err, size_t errlen)
+{
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(o, "text");
+    const cJSON *fx = cJSON_GetObjectItemCaseSensitive(o, "fixture");
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(o, "expect");
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(o, "params");
+    char fpath[4096], *dir = ob_xstrdup(path), *slash = strrchr(dir, '/');
+    struct dxline *l;
+    FILE *f;
+    char *buf;
+    size_t got;
+    cJSON *fixture;
+
+    if (!cJSON_IsString(text) || !cJSON_IsString(fx) || !(cJSON_IsString(ex) || cJSON_IsNull(ex)) ||
+        (params && !cJSON_IsObject(params))) {
+        snprintf(err, errlen,
+                 "%s:%d: expected {\"text\": \"...\", \"fixture\": FILE, \"expect\": ACTION or "
+                 "null, \"params\": {...}}",
+                 path, lineno);
+        free(dir);
+        return OB_EPARSE;
+    }
+    if (cJSON_IsString(ex) && !ob_catalog_find(e->b->cat, ex->valuestring)) {
+        snprintf(err, errlen, "%s:%d: action '%s' is not in the catalog", path, lineno,
+                 ex->valuestring);
+        free(dir);
+        return OB_EPARSE;
+    }
+    if (slash)
+        *slash = '\0';
+    snprintf(fpath, sizeof(fpath), "%s/%s", fx->valuestring[0] == '/' ? "" : (slash ? dir : "."),
+             fx->valuestring);
+    free(dir);
+    f = fopen(fx->valuestring[0] == '/' ? fx->valuestring : fpath, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s:%d: fixture %s: %s", path, lineno, fpath, strerror(errno));
+        return OB_EPARSE;
+    }
+    buf = ob_xmalloc(MAX_LINE_LEN * 4 + 1);
+    got = fread(buf, 1, MAX_LINE_LEN * 4, f);
+    fclose(f);
+    buf[got] = '\0';
+    fixture = cJSON_Parse(buf);
+    free(buf);
+    if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(fixture, "evidence"))) {
+        snprintf(err, errlen, "%s:%d: fixture %s: expected {\"evidence\": {...}}", path, lineno,
+                 fpath);
+        cJSON_Delete(fixture);
+        return OB_EPARSE;
+    }
+    e->dx = realloc(e->dx, (e->ndx + 1) * sizeof(*e->dx));
+    l = &e->dx[e->ndx++];
+    memset(l, 0, sizeof(*l));
+    l->text = ob_xstrdup(text->valuestring);
+    l->expect = cJSON_IsString(ex) ? ob_xstrdup(ex->valuestring) : NULL;
+    l->params = params ? cJSON_Duplicate(params, 1) : NULL;
+    l->fixture = fixture;
+    l->fixture_name = ob_xstrdup(fx->valuestring);
+    l->dataset = ds;
+    l->lineno = lineno;
+    return 0;
+}
+
+/* Parses the text (it must be understood as a diagnose request), runs the
+ * playbook's analysis on the fixture and compares the first proposal. */
+static void run_dx(struct ob_eval *e)
+{
+    const struct ob_diagnose *dg = e->b->diag;
+
+    for (size_t i = 0; i < e->ndx; i++) {
+        struct dxline *l = &e->dx[i];
+        struct ob_parse_result *res = ob_xcalloc(1, sizeof(*res));
+        struct ob_dx_result *r = ob_xcalloc(1, sizeof(*r));
+        struct ob_dx_input in = {0};
+        const struct ob_proposal *p;
+
+        ob_intent_parse(e->b->cat, l->text, res);
+        p = res->n ? &res->proposals[0] : NULL;
+        if (res->status != OB_PARSE_OK || !p || strcmp(p->action->name, "diagnose")) {
+            snprintf(l->got, sizeof(l->got), "not understood as diagnose (%s)",
+                     p && p->action ? p->action->name : "nothing");
+        } else if (!dg || !ob_diagnose_settings(dg)->enabled) {
+            snprintf(l->got, sizeof(l->got), "diagnose is not configured");
+        } else {
+            in.service = ob_proposal_get(p, "service");
+            in.env = ob_proposal_get(p, "env");
+            in.symptom = ob_proposal_get(p, "symptom");
+            in.text = l->text;
+            in.evidence = cJSON_GetObjectItemCaseSensitive(l->fixture, "evidence");
+            if (ob_diagnose_analyse(dg, e->b->cat, &in, r)) {
+                snprintf(l->got, sizeof(l->got), "analysis failed");
+            } else if (!r->n) {
+                snprintf(l->got, sizeof(l->got), "none");
+                l->correct = !l->expect;
+            } else {
+                const cJSON *it;
+
+                ob_proposal_format(&r->proposals[0].prop, l->got, sizeof(l->got));
+                l->correct = l->expect && !strcmp(r->proposals[0].prop.action->name, l->expect);
+                cJSON_ArrayForEach(it, l->params)
+                {
+                    const char *v = ob_proposal_get(&r->proposals[0].prop, it->string);
+                    char num[64];
+
+                    if (cJSON_IsNumber(it))
+                        snprintf(num, sizeof(num), "%g", it->valuedouble);
+                    if (!v || strcmp(v, cJSON_IsNumber(it)   ? num
+                                        : cJSON_IsString(it) ? it->valuestring
+                                                             : ""))
+                        l->correct = false;
+                }
+            }
+        }
+        e->dx_correct += l->correct;
+        ob_dx_result_release(r);
+        free(r);
+        free(res);
+    }
+}
+
+static void print_dx(struct ob_eval *e, FILE *f)
+{
+    if (!e->ndx)
+        return;
+    fprintf(f, "diagnosis (first proposal): %zu lines, %zu right, accuracy %.3f\n", e->ndx,
+            e->dx_correct, (double)e->dx_correct / (double)e->ndx);
+    for (size_t i = 0; i < e->ndx; i++) {
+        const struct dxline *l = &e->dx[i];
+
+        if (!l->correct)
+            fprintf(f, "  miss %s:%d: \"%s\" with %s: expected %s, got %s\n", l->dataset, l->lineno,
+                    l->text, l->fixture_name, l->expect ? l->expect : "none", l->got);
+    }
+}
+
+bool ob_eval_diagnosis(const struct ob_eval *e, size_t *lines, size_t *correct, double *accuracy)
+{
+    if (!e || !e->ndx)
+        return false;
+    if (lines)
+        *lines = e->ndx;
+    if (correct)
+        *correct = e->dx_correct;
+    if (accuracy)
+        *accuracy = (double)e->dx_correct / (double)e->ndx;
+    return true;
 }
 
 static int load_dataset(struct ob_eval *e, const char *path, char *err, size_t errlen)
@@ -119,6 +286,13 @@ static int load_dataset(struct ob_eval *e, const char *path, char *err, size_t e
             break;
         }
         o = cJSON_Parse(p);
+        if (cJSON_GetObjectItemCaseSensitive(o, "fixture")) {
+            rc = load_dx_line(e, path, lineno, o, ds, err, errlen);
+            cJSON_Delete(o);
+            if (rc)
+                break;
+            continue;
+        }
         text = cJSON_GetObjectItemCaseSensitive(o, "text");
         action = cJSON_GetObjectItemCaseSensitive(o, "action");
         params = cJSON_GetObjectItemCaseSensitive(o, "params");
@@ -981,13 +1155,13 @@ int ob_eval_run(struct ob_eval **out, uv_loop_t *loop, struct ob_http *http,
         rc = load_dataset(e, o->datasets[i], err, errlen);
     if (rc)
         goto out;
-    if (!e->nlines) {
+    if (!e->nlines && !e->ndx) {
         snprintf(err, errlen, "the dataset(s) hold no lines");
         rc = OB_EPARSE;
         goto out;
     }
     for (size_t i = 0; i < e->nvars; i++)
-        e->vars[i].rows = ob_xcalloc(e->nlines, sizeof(*e->vars[i].rows));
+        e->vars[i].rows = ob_xcalloc(e->nlines ? e->nlines : 1, sizeof(*e->vars[i].rows));
     e->total = e->nlines * e->nvars;
     for (;;) {
         pump(e);
@@ -995,10 +1169,13 @@ int ob_eval_run(struct ob_eval **out, uv_loop_t *loop, struct ob_http *http,
             break;
         uv_run(loop, UV_RUN_ONCE);
     }
-    for (size_t i = 0; i < e->nvars; i++)
+    for (size_t i = 0; i < e->nvars && e->nlines; i++)
         summarize(e, &e->vars[i]);
-    if (o->out)
+    run_dx(e);
+    if (o->out && e->nlines)
         print_summary(e, o->out);
+    if (o->out)
+        print_dx(e, o->out);
     if (o->csv_path) {
         rc = write_csv(e, o->csv_path);
         if (rc) {
@@ -1047,7 +1224,15 @@ bool ob_eval_gate(const struct ob_eval *e, double min_accuracy, char *msg, size_
 
     if (len)
         msg[0] = '\0';
-    for (size_t i = 0; e && i < e->nvars; i++) {
+    if (e && e->ndx && (double)e->dx_correct / (double)e->ndx < min_accuracy - 1e-12) {
+        ok = false;
+        off = (size_t)snprintf(msg, len, "diagnosis: accuracy %.3f < %.3f (%zu of %zu lines right)",
+                               (double)e->dx_correct / (double)e->ndx, min_accuracy, e->dx_correct,
+                               e->ndx);
+        if (off >= len)
+            off = len;
+    }
+    for (size_t i = 0; e && e->nlines && i < e->nvars; i++) {
         const struct ob_eval_summary *s = &e->vars[i].sum;
 
         if (s->accuracy >= min_accuracy - 1e-12)
@@ -1071,6 +1256,14 @@ void ob_eval_free(struct ob_eval *e)
         cJSON_Delete(e->lines[i].params);
     }
     free(e->lines);
+    for (size_t i = 0; i < e->ndx; i++) {
+        free(e->dx[i].text);
+        free(e->dx[i].expect);
+        free(e->dx[i].fixture_name);
+        cJSON_Delete(e->dx[i].params);
+        cJSON_Delete(e->dx[i].fixture);
+    }
+    free(e->dx);
     for (size_t i = 0; i < e->ndatasets; i++)
         free(e->datasets[i]);
     free(e->datasets);
@@ -1093,6 +1286,8 @@ static const char usage_eval[] =
     "prints accuracy, full-frame exact match, clarification rate, false-action\n"
     "rate, schema-valid rate, tokens, cost and latency p50/p95 (docs/LLM.md).\n"
     "Dataset lines: {\"text\": \"...\", \"action\": NAME|null, \"params\": {...}}.\n"
+    "Diagnosis lines: {\"text\": \"...\", \"fixture\": FILE, \"expect\": ACTION|null} (the\n"
+    "fixture's evidence through the playbook; the first proposal is scored).\n"
     "  --variant NAME:k=v,...  override the llm settings: prompt=FILE, connection=NAME,\n"
     "                          model=NAME, mode=rules-only|rules-first|llm-first,\n"
     "                          temperature=X (repeatable: variants side by side)\n"

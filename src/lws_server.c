@@ -43,6 +43,7 @@ struct ob_http_server {
     char iface[64];
     char *cert, *key;
     bool dead;
+    bool *gone; /* during lws_create_vhost: set when lws finalized s already */
 };
 
 struct ob_http_exchange {
@@ -542,6 +543,8 @@ static void vhost_finalize(struct lws_vhost *vh, void *arg)
     struct ob_http_server *s = arg;
 
     (void)vh;
+    if (s->gone)
+        *s->gone = true;
     server_unlink(s);
     server_free(s);
 }
@@ -598,6 +601,8 @@ int ob_http_server_new(struct ob_lws *l, const struct ob_http_server_opts *opts,
 {
     struct lws_context_creation_info info;
     struct ob_http_server *s;
+    struct lws_vhost *vh;
+    bool gone = false;
     int port = 0, rc;
 
     if (out)
@@ -640,7 +645,17 @@ int ob_http_server_new(struct ob_lws *l, const struct ob_http_server_opts *opts,
     if (l->servers)
         l->servers->prev = s;
     l->servers = s;
-    s->vh = lws_create_vhost(l->ctx, &info);
+    /* When the port cannot be bound, lws destroys the half-made vhost and
+     * calls vhost_finalize (which frees s) before it returns: ASan caught
+     * the write below landing in freed memory. */
+    s->gone = &gone;
+    vh = lws_create_vhost(l->ctx, &info);
+    if (gone) {
+        ob_error("http", "cannot listen on %s", opts->listen);
+        return OB_EWS;
+    }
+    s->gone = NULL;
+    s->vh = vh;
     if (!s->vh) {
         ob_error("http", "cannot listen on %s", opts->listen);
         server_unlink(s);

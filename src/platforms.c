@@ -2,11 +2,15 @@
  * row here (and nowhere else in the core). */
 #include <string.h>
 
+#include "opsbot/discord.h"
 #include "opsbot/platform.h"
 #include "opsbot/slack.h"
+#include "opsbot/teams.h"
 
 const struct ob_platform *const ob_platforms[] = {
     &ob_slack_platform,
+    &ob_teams_platform,
+    &ob_discord_platform,
     NULL,
 };
 

@@ -35,9 +35,11 @@ struct builtin {
 /* Order matters a little: PEM blocks and JWTs go before the generic token
  * shapes (Discord), URLs before key=value assignments. */
 static const struct builtin builtins[] = {
+    /* A block without its END line ends at the next BEGIN (or the end of
+     * the text): a cut-off key followed by another one is masked too. */
     {"pem-private-key", "-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY-----"
                         "[^-]*+(?:-(?!----)[^-]*+)*+"
-                        "(?:-----END[A-Z0-9 ]{0,40} PRIVATE KEY-----|\\z)"},
+                        "(?:-----END[A-Z0-9 ]{0,40} PRIVATE KEY-----|(?=-----BEGIN)|\\z)"},
     {"slack-token", "(?<![A-Za-z0-9])xox[abposr]-[A-Za-z0-9-]{10,}"},
     {"slack-app-token", "(?<![A-Za-z0-9])xapp-[A-Za-z0-9-]{10,}"},
     {"slack-webhook", "https?://hooks\\.slack\\.com/(?:services|workflows|triggers)/"

@@ -112,12 +112,16 @@ struct ob_store {
     size_t ncache;
     unsigned long claims;
     unsigned long notes;
+    char error[160]; /* the last failure, for ob_store_error */
 };
 
 /* The one place SQLite result codes become OB_ESTORE. */
 static int fail(struct ob_store *s, const char *what)
 {
-    ob_error(COMP, "%s: %s", what, s->db ? sqlite3_errmsg(s->db) : "no database");
+    const char *msg = s->db ? sqlite3_errmsg(s->db) : "no database";
+
+    ob_error(COMP, "%s: %s", what, msg);
+    ob_strlcpy(s->error, msg, sizeof(s->error));
     return OB_ESTORE;
 }
 
@@ -295,11 +299,29 @@ int ob_store_begin(struct ob_store *s)
 
 int ob_store_flush(struct ob_store *s)
 {
+    int err;
+
     if (!s)
         return OB_EINVAL;
     if (sqlite3_get_autocommit(s->db))
         return 0;
-    return step_done(s, s->st[ST_COMMIT], "commit");
+    err = step_done(s, s->st[ST_COMMIT], "commit");
+    /* SQLite may or may not have rolled the batch back itself (SQLITE_FULL,
+     * SQLITE_IOERR): make sure, so that it cannot become durable later. */
+    if (err && !sqlite3_get_autocommit(s->db)) {
+        char why[sizeof(s->error)];
+
+        ob_strlcpy(why, s->error, sizeof(why));
+        ob_error(COMP, "commit failed: pending writes rolled back");
+        step_done(s, s->st[ST_ROLLBACK], "rollback");
+        ob_strlcpy(s->error, why, sizeof(s->error));
+    }
+    return err;
+}
+
+const char *ob_store_error(const struct ob_store *s)
+{
+    return s ? s->error : "";
 }
 
 void ob_store_close(struct ob_store *s)

@@ -1,9 +1,15 @@
 #!/bin/sh
-# Runs the meson test suites of each build directory given, then the format
-# check, and prints one final line "N passed, N failed".
+# Runs the meson test suites of each build directory given, then (with
+# --fuzz) the fuzz smoke run (tests/fuzz/smoke.sh: one count per target),
+# then the format check, and prints one final line "N passed, N failed".
 set -u
 passed=0
 failed=0
+fuzz=false
+if [ "${1:-}" = --fuzz ]; then
+    fuzz=true
+    shift
+fi
 for dir in "$@"; do
     echo "== tests in $dir"
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -27,6 +33,22 @@ for dir in "$@"; do
     passed=$((passed + ok))
     failed=$((failed + bad))
 done
+if $fuzz; then
+    echo "== fuzz smoke (build-fuzz, ${FUZZ_SECONDS:-20} s per target)"
+    mkdir -p build-fuzz
+    sh tests/fuzz/smoke.sh >build-fuzz/smoke.out 2>&1
+    grep -vE '^fuzz smoke:' build-fuzz/smoke.out
+    grep -E '^fuzz smoke:' build-fuzz/smoke.out | sed 's/^/  /'
+    ok=$(sed -n 's/^fuzz smoke: \([0-9]*\) passed.*/\1/p' build-fuzz/smoke.out)
+    bad=$(sed -n 's/^fuzz smoke: [0-9]* passed, \([0-9]*\) failed.*/\1/p' build-fuzz/smoke.out)
+    if [ -z "$ok" ]; then
+        tail -5 build-fuzz/smoke.out
+        ok=0
+        bad=1
+    fi
+    passed=$((passed + ok))
+    failed=$((failed + bad))
+fi
 echo "== format check"
 if command -v clang-format >/dev/null 2>&1 && [ -d .git ]; then
     if clang-format --dry-run --Werror $(git ls-files '*.c' '*.h') >/dev/null 2>&1; then

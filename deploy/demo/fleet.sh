@@ -9,6 +9,10 @@
 #   fleet.sh logs     SERVICE ENV SINCE [FILTER]
 #   fleet.sh metrics  SERVICE ENV METRIC SINCE
 #
+#   fleet.sh --json status|logs|metrics ...   one JSON object instead of text,
+#       for opsbot's diagnosis (docs/DIAGNOSE.md); metrics then also takes the
+#       signals latency, latency_1d, error_rate, error_rate_1d, cpu, memory
+#
 # Environment:
 #   FLEET_STATE  state directory (default: ./state next to this script)
 #   FLEET_DELAY  seconds per pod step of a rolling change (default 0.2)
@@ -281,6 +285,10 @@ cmd_status() {
     [ $# -eq 2 ] || usage
     check_target "$1" "$2"
     load
+    if [ "$JSON" = 1 ]; then
+        json_status
+        return 0
+    fi
     printf 'service:     %s\n' "$svc"
     printf 'env:         %s\n' "$env"
     printf 'replicas:    %d\n' "$replicas"
@@ -330,6 +338,18 @@ cmd_logs() {
     check_target "$1" "$2"
     secs=$(since_seconds "$3")
     now=$(now_epoch)
+    if [ "$JSON" = 1 ]; then
+        # {"lines": N, "sample": [newest first, at most 50]}
+        since_arg=$3
+        filter_arg=${4:-}
+        JSON=0
+        cmd_logs "$svc" "$env" "$since_arg" ${filter_arg:+"$filter_arg"} |
+            grep -v '^no log lines' |
+            awk 'BEGIN { n = 0; printf "{\"sample\": [" }
+                 { gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); if (n < 50) printf "%s\"%s\"", (n ? ", " : ""), $0; n++ }
+                 END { printf "], \"lines\": %d}\n", n }'
+        return 0
+    fi
     gen() {
         awk -v svc="$svc" -v env="$env" -v now="$now" -v secs="$secs" "$AWK_LIB"'
         BEGIN {
@@ -369,9 +389,60 @@ cmd_logs() {
     fi
 }
 
+# --json metrics: one number per signal, as opsbot's probe action reads it.
+# checkout in prod is the demo incident: a rollout 12 minutes ago, latency
+# and errors many times yesterday's, CPU near its limit.
+json_metrics() {
+    secs=$(since_seconds "$4")
+    incident=0
+    if [ "$svc" = checkout ] && [ "$env" = prod ]; then
+        incident=1
+    fi
+    load
+    awk -v svc="$svc" -v env="$env" -v sig="$3" -v inc="$incident" -v pods="$replicas" "$AWK_LIB"'
+    BEGIN {
+        seed = mix(hash(svc "/" env "/" sig)); rnd(); j = rnd()
+        if (sig == "latency") { v = inc ? 0.85 + j * 0.1 : 0.11 + j * 0.03; u = "s" }
+        else if (sig == "latency_1d") { v = 0.11 + j * 0.03; u = "s" }
+        else if (sig == "error_rate") { v = inc ? 0.081 + j * 0.01 : 0.002 + j * 0.002; u = "ratio" }
+        else if (sig == "error_rate_1d") { v = 0.002 + j * 0.002; u = "ratio" }
+        else if (sig == "cpu") { lo = inc ? 0.88 : 0.3; hi = inc ? 0.95 : 0.45; u = "ratio" }
+        else if (sig == "memory") { lo = 0.45; hi = 0.6; u = "ratio" }
+        else { printf "{\"error\": \"unknown signal\"}\n"; exit 2 }
+        if (sig == "cpu" || sig == "memory") {
+            if (pods < 1) { printf "{\"unit\": \"%s\", \"count\": 0}\n", u; exit 0 }
+            printf "{\"unit\": \"%s\", \"count\": %d, \"value\": %.4f, \"min\": %.4f, \"max\": %.4f}\n", u, pods, hi, lo, hi
+        } else {
+            printf "{\"unit\": \"%s\", \"count\": 1, \"value\": %.6f}\n", u, v
+        }
+    }'
+}
+
+json_status() {
+    now=$(now_epoch)
+    age=null
+    if [ "$changed" != never ]; then
+        t=$(date -u -d "$changed" +%s 2>/dev/null || echo "")
+        [ -n "$t" ] && age=$((now - t))
+    elif [ "$svc" = checkout ] && [ "$env" = prod ]; then
+        age=720 # the demo incident: revision N went out 12 minutes ago
+    fi
+    prev=null
+    [ "$revision" -gt 1 ] && prev=$((revision - 1))
+    printf '{"replicas": %d, "ready": %d, "updated": %d, "available": %d, "revision": %d, ' \
+        "$replicas" "$replicas" "$replicas" "$replicas" "$revision"
+    printf '"previous_revision": %s, "last_rollout_age_s": %s, "rollout": "complete", ' "$prev" "$age"
+    printf '"pods_not_ready": 0, "restarts_max": 0, "restarts_total": %d, "crashloop": 0, "oom": 0}\n' \
+        "$restarts"
+}
+
 cmd_metrics() {
     [ $# -eq 4 ] || usage
     check_target "$1" "$2"
+    if [ "$JSON" = 1 ]; then
+        json_metrics "$@"
+        return 0
+    fi
     in_list "$3" "$METRICS" || die 2 "unknown metric '$3' (known: $(comma_list "$METRICS"))"
     metric=$3
     secs=$(since_seconds "$4")
@@ -411,6 +482,11 @@ cmd_metrics() {
     }'
 }
 
+JSON=0
+if [ "${1:-}" = --json ]; then
+    JSON=1
+    shift
+fi
 [ $# -ge 1 ] || usage
 cmd=$1
 shift

@@ -24,7 +24,9 @@ struct ob_audit_entry {
     const char *step;       /* received, understood, asked, decided,
                                approval_requested, approval_granted,
                                approval_refused, approval_expired, started,
-                               finished, failed, denied, ignored */
+                               finished, failed, denied, ignored,
+                               outcome_unknown (started, then opsbot
+                               stopped without a trace: not re-run) */
     const char *actor;      /* platform-qualified user, or "opsbot" */
     const char *platform;
     const char *channel;
@@ -65,5 +67,12 @@ int ob_audit_export(struct ob_store *s, FILE *f, enum ob_audit_format fmt, int64
  * return from cb stops the walk and is returned. */
 typedef int (*ob_audit_each_cb)(void *data, const struct ob_audit_record *r);
 int ob_audit_each(struct ob_store *s, const char *request_id, ob_audit_each_cb cb, void *data);
+
+/* Actions cut off: every `started` record with no `finished`, `failed` or
+ * `outcome_unknown` record of the same request after it (opsbot was killed
+ * or crashed while the action ran), oldest first. The core runs it once at
+ * start to report them. Same callback contract as ob_audit_each; do not
+ * append from inside the callback (collect, then act). */
+int ob_audit_unfinished(struct ob_store *s, ob_audit_each_cb cb, void *data);
 
 #endif

@@ -79,6 +79,12 @@ const struct ob_eval_summary *ob_eval_summary(const struct ob_eval *e, size_t va
 bool ob_eval_gate(const struct ob_eval *e, double min_accuracy, char *msg, size_t len);
 void ob_eval_free(struct ob_eval *e);
 
+/* Diagnosis lines ({"text", "fixture", "expect"}: the symptom text must be
+ * understood as `diagnose`, the fixture's evidence goes through the
+ * playbook and the first proposal's action is scored; see docs/DIAGNOSE.md).
+ * False when the datasets held none. The gate applies to them too. */
+bool ob_eval_diagnosis(const struct ob_eval *e, size_t *lines, size_t *correct, double *accuracy);
+
 /* The command: exit status 0, 1 (gate not met, config or I/O error) or 2
  * (usage). argv[0] is "eval". */
 int ob_eval_main(int argc, char **argv);

@@ -50,7 +50,15 @@ enum ob_post_flags {
     OB_POST_QUESTION = 1 << 0, /* the bot asks `ask_user` something */
     OB_POST_APPROVAL = 1 << 1, /* an approval request: reactions / buttons */
     OB_POST_RESOLVED = 1 << 2, /* update: the approval is no longer open */
+    /* A pick message (diagnosis proposals): people choose one of N numbered
+     * choices (N in bits 8..11, OB_POST_NCHOICES) with a reaction (one,
+     * two, three / the keycap emoji) or a button sending OB_EV_BUTTON with
+     * emoji "pick:N". Adapters without buttons need do nothing. */
+    OB_POST_CHOICES = 1 << 3,
 };
+
+#define OB_POST_WITH_CHOICES(n) (OB_POST_CHOICES | (((unsigned)(n)&0xfu) << 8))
+#define OB_POST_NCHOICES(flags) ((((unsigned)(flags)) >> 8) & 0xfu)
 
 struct ob_post {
     const char *channel;

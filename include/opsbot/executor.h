@@ -67,6 +67,17 @@ struct ob_exec_result {
      * success and 1 on failure; err stays 0 (failures are in output). */
     char status[128];
     bool dry_run; /* nothing was sent: output shows what would have been */
+    /* Machine-readable facts of the answer, owned by the result (valid during
+     * the callback only; NULL when none). prometheus: {"type", "unit",
+     * "count", "value", "min", "max", "series": [{"labels", "value"}]} (range
+     * queries: each series' last value); kubernetes status: {"replicas",
+     * "updated", "ready", "available", "revision", "rollout",
+     * "conditions"} and, with `detail: true`, "previous_revision",
+     * "last_rollout", "last_rollout_age_s", "pods": [{"name", "ready",
+     * "restarts", "reason"}], "pods_not_ready", "restarts_max",
+     * "crashloop", "crashloop_pod", "oom"; loki: {"lines", "sample": [line…]}
+     * (redacted). exec jobs: NULL (callers may parse a JSON output). */
+    cJSON *data;
 };
 
 typedef void (*ob_exec_cb)(void *data, const struct ob_exec_result *res);

@@ -18,8 +18,14 @@ struct ob_store;
 int ob_store_open(struct ob_store **out, const char *path);
 /* Commits pending writes and closes. NULL-safe. */
 void ob_store_close(struct ob_store *s);
-/* Commits the open write transaction, if any. Returns 0 or OB_ESTORE. */
+/* Commits the open write transaction, if any. Returns 0 or OB_ESTORE; when
+ * the commit fails (disk full, I/O error) the batch is rolled back, so
+ * nothing of it becomes durable later and the store is ready for the next
+ * write. */
 int ob_store_flush(struct ob_store *s);
+/* The last failure's text as SQLite gave it ("database or disk is full"),
+ * "" when nothing failed yet. For messages to people. */
+const char *ob_store_error(const struct ob_store *s);
 
 /* Claims an inbound event id ("slack:Ev0123", "console:u7"). Returns 0 when
  * this call claimed it, OB_EDUP when it had been claimed before. */

@@ -44,8 +44,8 @@
 enum op { OP_RESTART, OP_SCALE, OP_ROLLBACK, OP_STATUS };
 
 static const char *const op_names[] = {"restart", "scale", "rollback", "status", NULL};
-static const char *const kube_keys[] = {"operation", "replicas", "revision",
-                                        "follow",    "poll",     NULL};
+static const char *const kube_keys[] = {"operation", "replicas", "revision", "follow",
+                                        "poll",      "detail",   NULL};
 
 struct kube {
     enum op op;
@@ -61,6 +61,10 @@ struct kube {
     char last[256]; /* last progress line */
     char *patch;
     char when[40];
+    bool detail;    /* status: also ReplicaSets (last rollout) and pods */
+    cJSON *status;  /* status with detail: res.data being completed */
+    char *selector; /* status with detail: the Deployment's label selector */
+    char *dep_uid;  /* status with detail: owner of the ReplicaSets */
 };
 
 static void kube_free(void *ctx)
@@ -72,6 +76,9 @@ static void kube_free(void *ctx)
     ob__kube_target_release(&k->t);
     free(k->dep_url);
     free(k->patch);
+    cJSON_Delete(k->status);
+    free(k->selector);
+    free(k->dep_uid);
     free(k);
 }
 
@@ -182,6 +189,11 @@ static void kube_check(struct ob__check *c)
     it = get(c->b, "follow");
     if (it && !cJSON_IsBool(it))
         ob__check_err(c, it, "follow", "must be true or false");
+    it = get(c->b, "detail");
+    if (it && !cJSON_IsBool(it))
+        ob__check_err(c, it, "detail", "must be true or false");
+    if (it && op != OP_STATUS)
+        ob__check_err(c, it, "detail", "only for operation status");
     it = get(c->b, "poll");
     if (it && ob__duration_key_check(NULL, it, why, sizeof(why)))
         ob__check_err(c, it, "poll", "%s", why);
@@ -796,6 +808,237 @@ fail:
     ob__job_finish(j, false);
 }
 
+/* ---- status: machine-readable facts and `detail: true` ---------------------- */
+
+/* res.data of a status: the replica counts, revision, rollout state and
+ * conditions of the Deployment. */
+static cJSON *status_data(const cJSON *dep)
+{
+    cJSON *o = cJSON_CreateObject(), *conds;
+    const char *rev = annotation(dep, "deployment.kubernetes.io/revision");
+    const cJSON *c;
+    char line[512];
+    enum rollout ro = rollout_state(dep, line, sizeof(line));
+
+    if (!o)
+        return NULL;
+    cJSON_AddNumberToObject(o, "replicas", (double)num(path(dep, "spec", "replicas", NULL), 1));
+    cJSON_AddNumberToObject(o, "updated",
+                            (double)num(path(dep, "status", "updatedReplicas", NULL), 0));
+    cJSON_AddNumberToObject(o, "ready", (double)num(path(dep, "status", "readyReplicas", NULL), 0));
+    cJSON_AddNumberToObject(o, "available",
+                            (double)num(path(dep, "status", "availableReplicas", NULL), 0));
+    if (rev && strspn(rev, "0123456789") == strlen(rev) && *rev && strlen(rev) < 10)
+        cJSON_AddNumberToObject(o, "revision", atof(rev));
+    cJSON_AddStringToObject(o, "rollout",
+                            ro == RO_COMPLETE      ? "complete"
+                            : ro == RO_PROGRESSING ? "progressing"
+                                                   : "failed");
+    conds = cJSON_AddObjectToObject(o, "conditions");
+    cJSON_ArrayForEach(c, path(dep, "status", "conditions", NULL))
+    {
+        const cJSON *t = get(c, "type"), *st = get(c, "status");
+
+        if (cJSON_IsString(t) && cJSON_IsString(st) && !get(conds, t->valuestring))
+            cJSON_AddStringToObject(conds, t->valuestring, st->valuestring);
+    }
+    return o;
+}
+
+static void detail_done(struct ob__job *j)
+{
+    struct kube *k = j->ctx;
+
+    cJSON_Delete(j->res.data);
+    j->res.data = k->status;
+    k->status = NULL;
+    ob__job_finish(j, true);
+}
+
+/* A detail request the API refused is noted, not fatal. */
+static bool detail_failed(struct ob__job *j, const struct ob_http_resp *resp, const char *what)
+{
+    struct kube *k = j->ctx;
+
+    if (resp->err || resp->status != 200) {
+        ob__job_printf(j, "%s: not available (%s)\n", what,
+                       resp->err             ? (resp->errmsg[0] ? resp->errmsg : "no answer")
+                       : resp->status == 403 ? "Forbidden"
+                                             : "HTTP error");
+        cJSON_AddStringToObject(k->status, "detail_error", what);
+        return true;
+    }
+    return false;
+}
+
+static void on_pods(struct ob__job *j, const struct ob_http_resp *resp)
+{
+    struct kube *k = j->ctx;
+    cJSON *list, *pods;
+    const cJSON *pod;
+    long not_ready = 0, rmax = 0, rtotal = 0, crash = 0, oom = 0, n = 0;
+    char crash_pod[254] = "";
+
+    if (detail_failed(j, resp, "pods")) {
+        detail_done(j);
+        return;
+    }
+    list = cJSON_ParseWithLength(resp->body, resp->body_len);
+    pods = cJSON_AddArrayToObject(k->status, "pods");
+    cJSON_ArrayForEach(pod, get(list, "items"))
+    {
+        const cJSON *name = path(pod, "metadata", "name", NULL), *cs;
+        long restarts = 0;
+        bool ready = true;
+        const char *reason = NULL;
+        cJSON *po;
+
+        if (n == 200)
+            break;
+        cJSON_ArrayForEach(cs, path(pod, "status", "containerStatuses", NULL))
+        {
+            const cJSON *wr = path(cs, "state", "waiting", "reason");
+            const cJSON *tr = path(cs, "lastState", "terminated", "reason");
+
+            restarts += num(get(cs, "restartCount"), 0);
+            if (!cJSON_IsTrue(get(cs, "ready")))
+                ready = false;
+            if (cJSON_IsString(wr) && !reason)
+                reason = wr->valuestring;
+            if (cJSON_IsString(tr) && !strcmp(tr->valuestring, "OOMKilled"))
+                oom++;
+        }
+        if (!get(path(pod, "status", NULL, NULL), "containerStatuses"))
+            ready = false;
+        po = cJSON_CreateObject();
+        cJSON_AddStringToObject(po, "name", cJSON_IsString(name) ? name->valuestring : "?");
+        cJSON_AddBoolToObject(po, "ready", ready);
+        cJSON_AddNumberToObject(po, "restarts", (double)restarts);
+        if (reason)
+            cJSON_AddStringToObject(po, "reason", reason);
+        cJSON_AddItemToArray(pods, po);
+        not_ready += !ready;
+        rmax = restarts > rmax ? restarts : rmax;
+        rtotal += restarts;
+        if (reason && !strcmp(reason, "CrashLoopBackOff")) {
+            if (!crash && cJSON_IsString(name))
+                snprintf(crash_pod, sizeof(crash_pod), "%s", name->valuestring);
+            crash++;
+        }
+        n++;
+    }
+    cJSON_AddNumberToObject(k->status, "pods_not_ready", (double)not_ready);
+    cJSON_AddNumberToObject(k->status, "restarts_max", (double)rmax);
+    cJSON_AddNumberToObject(k->status, "restarts_total", (double)rtotal);
+    cJSON_AddNumberToObject(k->status, "crashloop", (double)crash);
+    cJSON_AddNumberToObject(k->status, "oom", (double)oom);
+    if (crash_pod[0])
+        cJSON_AddStringToObject(k->status, "crashloop_pod", crash_pod);
+    ob__job_printf(j, "pods: %ld, %ld not ready, restarts max %ld", n, not_ready, rmax);
+    if (crash)
+        ob__job_printf(j, ", %ld in CrashLoopBackOff (%s)", crash, crash_pod);
+    if (oom)
+        ob__job_printf(j, ", %ld OOMKilled", oom);
+    ob__job_printf(j, "\n");
+    cJSON_Delete(list);
+    detail_done(j);
+}
+
+static void get_pods(struct ob__job *j)
+{
+    struct kube *k = j->ctx;
+    char *esc = ob_http_escape(k->selector), *ns = ob_http_escape(k->t.ns), *url = NULL;
+
+    if (esc && ns &&
+        asprintf(&url, "%s/api/v1/namespaces/%s/pods?labelSelector=%s", k->t.server, ns, esc) >= 0)
+        ob__job_request(j, "GET", url, get_hdr, NULL, on_pods);
+    else
+        detail_done(j);
+    free(url);
+    free(esc);
+    free(ns);
+}
+
+static void on_detail_rs(struct ob__job *j, const struct ob_http_resp *resp)
+{
+    struct kube *k = j->ctx;
+    const cJSON *rs, *cur_n = get(k->status, "revision");
+    cJSON *list;
+    long cur = cJSON_IsNumber(cur_n) ? (long)cur_n->valuedouble : 0, prev = 0;
+    const char *created = NULL;
+
+    if (detail_failed(j, resp, "replicasets")) {
+        get_pods(j);
+        return;
+    }
+    list = cJSON_ParseWithLength(resp->body, resp->body_len);
+    cJSON_ArrayForEach(rs, get(list, "items"))
+    {
+        const char *r = annotation(rs, "deployment.kubernetes.io/revision");
+        const cJSON *ts = path(rs, "metadata", "creationTimestamp", NULL);
+        long rv = r ? atol(r) : 0;
+
+        if (!owned_by(rs, k->dep_uid) || rv <= 0)
+            continue;
+        if (rv == cur && cJSON_IsString(ts))
+            created = ts->valuestring;
+        if (rv < cur && rv > prev)
+            prev = rv;
+    }
+    if (prev)
+        cJSON_AddNumberToObject(k->status, "previous_revision", (double)prev);
+    if (created) {
+        int64_t at = 0;
+
+        cJSON_AddStringToObject(k->status, "last_rollout", created);
+        if (!ob_time_parse(created, &at)) {
+            int64_t age = (ob_now_ms() - at) / 1000;
+            char d[32];
+
+            cJSON_AddNumberToObject(k->status, "last_rollout_age_s", (double)(age > 0 ? age : 0));
+            ob_duration_format((age > 0 ? age : 0) * 1000, d, sizeof(d));
+            ob__job_printf(j, "last rollout: revision %ld at %s (%s ago)", cur, created, d);
+        }
+    }
+    if (prev)
+        ob__job_printf(j, "%sprevious revision %ld\n", created ? "; " : "", prev);
+    else if (created)
+        ob__job_printf(j, "\n");
+    cJSON_Delete(list);
+    get_pods(j);
+}
+
+/* After the status lines: the ReplicaSets (when the current revision was
+ * rolled out, which one came before) and the pods (ready, restarts,
+ * CrashLoopBackOff, OOMKilled). */
+static void start_detail(struct ob__job *j, const cJSON *dep)
+{
+    struct kube *k = j->ctx;
+    const cJSON *uid = path(dep, "metadata", "uid", NULL);
+    char *esc, *ns, *url = NULL;
+
+    k->status = j->res.data;
+    j->res.data = NULL;
+    k->selector = selector_string(path(dep, "spec", "selector", NULL));
+    k->dep_uid = cJSON_IsString(uid) ? strdup(uid->valuestring) : NULL;
+    if (!k->status || !k->selector || !*k->selector) {
+        ob__job_printf(j, "no label selector: no pods to show\n");
+        detail_done(j);
+        return;
+    }
+    esc = ob_http_escape(k->selector);
+    ns = ob_http_escape(k->t.ns);
+    if (esc && ns &&
+        asprintf(&url, "%s/apis/apps/v1/namespaces/%s/replicasets?labelSelector=%s", k->t.server,
+                 ns, esc) >= 0)
+        ob__job_request(j, "GET", url, get_hdr, NULL, on_detail_rs);
+    else
+        detail_done(j);
+    free(url);
+    free(esc);
+    free(ns);
+}
+
 /* ---- the first GET -------------------------------------------------------- */
 
 static void on_first_get(struct ob__job *j, const struct ob_http_resp *resp)
@@ -826,6 +1069,13 @@ static void on_first_get(struct ob__job *j, const struct ob_http_resp *resp)
     switch (k->op) {
     case OP_STATUS:
         show_status(j, obj);
+        cJSON_Delete(j->res.data);
+        j->res.data = status_data(obj);
+        if (k->detail) {
+            start_detail(j, obj);
+            cJSON_Delete(obj);
+            return;
+        }
         cJSON_Delete(obj);
         ob__job_finish(j, true);
         return;
@@ -976,6 +1226,7 @@ static int kube_start(struct ob__job *j)
         return OB_EINVAL;
     k->op = (enum op)op;
     k->follow = !follow || cJSON_IsTrue(follow);
+    k->detail = cJSON_IsTrue(get(j->b, "detail"));
     k->poll_ms = DEF_POLL_MS;
     if (poll && ob__duration_key_value(&j->prop, poll, &k->poll_ms))
         k->poll_ms = DEF_POLL_MS;

@@ -219,6 +219,7 @@ static void on_answer(struct ob__job *j, const struct ob_http_resp *resp)
     cJSON *root = NULL;
     const cJSON *data, *type, *result, *st;
     struct entry *ents = NULL;
+    cJSON *sample = NULL;
     size_t n = 0, shown = 0, bytes = 0, streams = 0;
     bool cut = false;
     char d[32];
@@ -276,6 +277,11 @@ static void on_answer(struct ob__job *j, const struct ob_http_resp *resp)
     }
     if (n)
         qsort(ents, n, sizeof(*ents), by_newest);
+    /* res.data: the number of lines and the (redacted) lines shown. */
+    cJSON_Delete(j->res.data);
+    j->res.data = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j->res.data, "lines", (double)n);
+    sample = cJSON_AddArrayToObject(j->res.data, "sample");
     for (size_t i = 0; i < n && shown < (size_t)l->limit; i++) {
         char *red = ob_redact_apply(j->red, ents[i].line, strlen(ents[i].line));
         char *clean = red ? clean_line(red, l->max_line) : NULL;
@@ -302,6 +308,8 @@ static void on_answer(struct ob__job *j, const struct ob_http_resp *resp)
             ob__job_printf(j, "%s [%s] %s\n", t, tag, clean);
         else
             ob__job_printf(j, "%s %s\n", t, clean);
+        if (sample && shown < 50)
+            cJSON_AddItemToArray(sample, cJSON_CreateString(clean));
         bytes += need;
         shown++;
         free(clean);

@@ -591,6 +591,7 @@ static void job_free(struct ob__job *j)
     free(j->cert_file);
     free(j->key_file);
     free(j->res.output);
+    cJSON_Delete(j->res.data);
     free(j);
 }
 

@@ -374,6 +374,73 @@ static void show_matrix(struct ob__job *j, struct prom *p, const cJSON *result)
     footer(j, p, maxpts);
 }
 
+/* The answer as numbers for callers (res.data): each series' value (range
+ * queries: its last finite value), their count, min, max and the first
+ * series' value as "value". */
+static cJSON *prom_data(const struct prom *p, const cJSON *type, const cJSON *result)
+{
+    cJSON *o = cJSON_CreateObject(), *arr;
+    const cJSON *it;
+    bool matrix = cJSON_IsString(type) && !strcmp(type->valuestring, "matrix");
+    double lo = INFINITY, hi = -INFINITY, first = NAN;
+    int n = 0;
+
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "type", cJSON_IsString(type) ? type->valuestring : "none");
+    if (p->unit)
+        cJSON_AddStringToObject(o, "unit", p->unit);
+    if (cJSON_IsString(type) && !strcmp(type->valuestring, "scalar")) {
+        double x = num(result);
+
+        if (isfinite(x))
+            cJSON_AddNumberToObject(o, "value", x);
+        cJSON_AddNumberToObject(o, "count", isfinite(x) ? 1 : 0);
+        return o;
+    }
+    arr = cJSON_AddArrayToObject(o, "series");
+    if (!cJSON_IsArray(result))
+        result = NULL;
+    cJSON_ArrayForEach(it, result)
+    {
+        double x = NAN;
+        cJSON *s;
+
+        if (matrix) {
+            const cJSON *pt;
+
+            cJSON_ArrayForEach(pt, cJSON_GetObjectItemCaseSensitive(it, "values"))
+            {
+                double v = num(pt);
+
+                if (isfinite(v))
+                    x = v;
+            }
+        } else {
+            x = num(cJSON_GetObjectItemCaseSensitive(it, "value"));
+        }
+        if (!isfinite(x) || n >= 100)
+            continue;
+        s = cJSON_CreateObject();
+        cJSON_AddItemToObject(s, "labels",
+                              cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(it, "metric"), 1));
+        cJSON_AddNumberToObject(s, "value", x);
+        cJSON_AddItemToArray(arr, s);
+        if (!n)
+            first = x;
+        lo = x < lo ? x : lo;
+        hi = x > hi ? x : hi;
+        n++;
+    }
+    cJSON_AddNumberToObject(o, "count", n);
+    if (n) {
+        cJSON_AddNumberToObject(o, "value", first);
+        cJSON_AddNumberToObject(o, "min", lo);
+        cJSON_AddNumberToObject(o, "max", hi);
+    }
+    return o;
+}
+
 static void on_answer(struct ob__job *j, const struct ob_http_resp *resp)
 {
     struct prom *p = j->ctx;
@@ -444,6 +511,8 @@ static void on_answer(struct ob__job *j, const struct ob_http_resp *resp)
     } else {
         show_vector(j, p, result);
     }
+    cJSON_Delete(j->res.data);
+    j->res.data = prom_data(p, type, result);
     cJSON_Delete(root);
     ob__job_finish(j, true);
 }

@@ -3,7 +3,7 @@
 . "$OB_LIB"
 "$OPSBOT" check-config -c "$DEMO" >"$OUT" 2>&1 || fail "demo config rejected: $(cat "$OUT")"
 expect 'config ok'
-expect 'actions: 7'
+expect 'actions: 11'
 expect 'restart +change'
 expect 'policy: [0-9]+ group'
 mkdir -p "$T/c/policies" "$T/c/actions"

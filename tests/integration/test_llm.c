@@ -185,6 +185,7 @@ static void write_config(struct session *s, const char *conn, const char *mode, 
             "    metrics: {type: exec, argv: [/bin/echo, metrics, \"{service}\", \"{env}\", "
             "\"{metric}\"]}\n"
             "    status: {type: exec, argv: [/bin/echo, status, \"{service}\", \"{env}\"]}\n"
+            "    pods: {type: exec, argv: [/bin/echo, pods, \"{service}\", \"{env}\"]}\n"
             "policies: {include: policies/*.yaml}\n"
             "connections:\n"
             "  local: {api_base: \"http://127.0.0.1:%d/v1\", api_key: " KEY ", model: gpt-test, "

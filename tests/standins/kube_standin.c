@@ -18,6 +18,8 @@ struct dep {
     cJSON *obj;
     bool rolling;
     int ticks;
+    int crash_restarts; /* > 0: its first pod is in CrashLoopBackOff */
+    bool crash_oom;     /* ... after being OOMKilled */
 };
 
 struct ob_kube_standin {
@@ -303,6 +305,13 @@ static void new_revision(struct ob_kube_standin *s, cJSON *dep)
         cJSON_AddItemToArray(s->rsets, hit);
     }
     set_str(obj_at(hit, "metadata", "annotations"), REV, rev);
+    {
+        char ts[40];
+
+        ob_time_format(ob_now_ms(), ts, sizeof(ts));
+        strcpy(ts + 19, "Z"); /* RFC 3339 without fractions, like the API server */
+        set_str(obj_at(hit, "metadata", NULL), "creationTimestamp", ts);
+    }
     bump_rv(s, hit);
     set_str(obj_at(dep, "metadata", "annotations"), REV, rev);
 }
@@ -782,6 +791,76 @@ static void on_rs_list(struct ob_kube_standin *s, struct ob_http_exchange *ex,
     free(sel);
 }
 
+/* GET /api/v1/namespaces/NS/pods?labelSelector=…: the pods of every
+ * Deployment of NS whose selector labels match, made up from its status
+ * (ready replicas are ready pods) and the crash loop set by
+ * ob_kube_standin_crashloop. */
+static void on_pods(struct ob_kube_standin *s, struct ob_http_exchange *ex,
+                    const struct ob_http_srv_req *req, const char *ns)
+{
+    char *sel = decode(req->query, "labelSelector");
+    cJSON *list, *items;
+
+    if (forbidden(s, ex, "list", ns, "pods", NULL)) {
+        free(sel);
+        return;
+    }
+    list = cJSON_CreateObject();
+    cJSON_AddStringToObject(list, "kind", "PodList");
+    cJSON_AddStringToObject(list, "apiVersion", "v1");
+    items = cJSON_AddArrayToObject(list, "items");
+    for (size_t i = 0; i < s->ndeps; i++) {
+        struct dep *d = &s->deps[i];
+        const char *x = str_at(d->obj, "metadata", "namespace", NULL);
+        const char *name = str_at(d->obj, "metadata", "name", NULL);
+        cJSON *tmpl = obj_at(d->obj, "spec", "template");
+        long want = num_at(d->obj, "spec", "replicas");
+        long ready = num_at(d->obj, "status", "readyReplicas");
+        cJSON fake = {0};
+
+        fake.type = cJSON_Object;
+        fake.child = cJSON_GetObjectItemCaseSensitive(tmpl, "metadata");
+        if (!x || strcmp(x, ns) || !name || (sel && !selector_matches(&fake, sel)))
+            continue;
+        for (long k = 0; k < want && k < 100; k++) {
+            cJSON *pod = cJSON_CreateObject(), *st, *cs, *c;
+            char pname[200];
+            bool crash = k == 0 && d->crash_restarts > 0;
+            bool is_ready = !crash && k < ready;
+
+            snprintf(pname, sizeof(pname), "%s-7d9f8c-%ld", name, k);
+            cJSON_AddStringToObject(cJSON_AddObjectToObject(pod, "metadata"), "name", pname);
+            cJSON_AddItemToObject(
+                cJSON_GetObjectItemCaseSensitive(pod, "metadata"), "labels",
+                cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(
+                                    cJSON_GetObjectItemCaseSensitive(tmpl, "metadata"), "labels"),
+                                true));
+            st = cJSON_AddObjectToObject(pod, "status");
+            cJSON_AddStringToObject(st, "phase", "Running");
+            cs = cJSON_AddArrayToObject(st, "containerStatuses");
+            c = cJSON_CreateObject();
+            cJSON_AddStringToObject(c, "name", name);
+            cJSON_AddBoolToObject(c, "ready", is_ready);
+            cJSON_AddNumberToObject(c, "restartCount", crash ? d->crash_restarts : 0);
+            if (crash) {
+                cJSON_AddStringToObject(
+                    cJSON_AddObjectToObject(cJSON_AddObjectToObject(c, "state"), "waiting"),
+                    "reason", "CrashLoopBackOff");
+                cJSON_AddStringToObject(
+                    cJSON_AddObjectToObject(cJSON_AddObjectToObject(c, "lastState"), "terminated"),
+                    "reason", d->crash_oom ? "OOMKilled" : "Error");
+            } else {
+                cJSON_AddObjectToObject(cJSON_AddObjectToObject(c, "state"), "running");
+            }
+            cJSON_AddItemToArray(cs, c);
+            cJSON_AddItemToArray(items, pod);
+        }
+    }
+    reply(ex, 200, list);
+    cJSON_Delete(list);
+    free(sel);
+}
+
 static void handler(void *data, struct ob_http_exchange *ex, const struct ob_http_srv_req *req)
 {
     static const char prefix[] = "/apis/apps/v1/namespaces/";
@@ -794,6 +873,12 @@ static void handler(void *data, struct ob_http_exchange *ex, const struct ob_htt
     s->requests++;
     if (s->token && (!auth || strncmp(auth, "Bearer ", 7) || strcmp(auth + 7, s->token))) {
         status_reply(ex, 401, "Unauthorized", "Unauthorized", NULL, NULL);
+        return;
+    }
+    if (!strncmp(req->path, "/api/v1/namespaces/", 19) && !strcmp(req->method, "GET") &&
+        sscanf(req->path + 19, "%63[^/]/%31[^/]", ns, kind) == 2 && !strcmp(kind, "pods") &&
+        !strchr(req->path + 19 + strlen(ns) + 1, '/')) {
+        on_pods(s, ex, req, ns);
         return;
     }
     if (strncmp(req->path, prefix, sizeof(prefix) - 1)) {
@@ -960,4 +1045,42 @@ size_t ob_kube_standin_patches(const struct ob_kube_standin *s)
 const char *ob_kube_standin_last_patch_type(const struct ob_kube_standin *s)
 {
     return s->last_type;
+}
+
+void ob_kube_standin_crashloop(struct ob_kube_standin *s, const char *ns, const char *name,
+                               int restarts, bool oom)
+{
+    struct dep *d = find_dep(s, ns, name);
+
+    if (!d)
+        return;
+    d->crash_restarts = restarts;
+    d->crash_oom = oom;
+    if (restarts > 0)
+        set_num(obj_at(d->obj, "status", NULL), "readyReplicas",
+                (double)(num_at(d->obj, "spec", "replicas") - 1));
+}
+
+void ob_kube_standin_rollout_age(struct ob_kube_standin *s, const char *ns, const char *name,
+                                 int64_t seconds)
+{
+    struct dep *d = find_dep(s, ns, name);
+    const char *uid, *cur;
+    cJSON *rs;
+
+    if (!d)
+        return;
+    uid = str_at(d->obj, "metadata", "uid", NULL);
+    cur = str_at(d->obj, "metadata", "annotations", REV);
+    cJSON_ArrayForEach(rs, s->rsets)
+    {
+        const char *r = str_at(rs, "metadata", "annotations", REV);
+        char ts[40];
+
+        if (!uid || !cur || !r || !owned(rs, uid) || strcmp(r, cur))
+            continue;
+        ob_time_format(ob_now_ms() - seconds * 1000, ts, sizeof(ts));
+        strcpy(ts + 19, "Z");
+        set_str(obj_at(rs, "metadata", NULL), "creationTimestamp", ts);
+    }
 }

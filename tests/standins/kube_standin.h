@@ -26,6 +26,7 @@
 #ifndef OPSBOT_TEST_KUBE_STANDIN_H
 #define OPSBOT_TEST_KUBE_STANDIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,5 +59,17 @@ size_t ob_kube_standin_requests(const struct ob_kube_standin *s);
 size_t ob_kube_standin_patches(const struct ob_kube_standin *s);
 /* Content-Type of the last PATCH ("" before any). */
 const char *ob_kube_standin_last_patch_type(const struct ob_kube_standin *s);
+
+/* Pods: GET /api/v1/namespaces/NS/pods?labelSelector=… lists one pod per
+ * desired replica of each matching Deployment (ready as its status says).
+ * With restarts > 0 the first pod of NS/NAME is in CrashLoopBackOff with
+ * that many restarts (its last termination OOMKilled when oom) and the
+ * Deployment has one ready replica less. */
+void ob_kube_standin_crashloop(struct ob_kube_standin *s, const char *ns, const char *name,
+                               int restarts, bool oom);
+/* The current revision's ReplicaSet of NS/NAME was created `seconds` ago
+ * (ReplicaSets carry creationTimestamp; new ones get "now"). */
+void ob_kube_standin_rollout_age(struct ob_kube_standin *s, const char *ns, const char *name,
+                                 int64_t seconds);
 
 #endif

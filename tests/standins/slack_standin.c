@@ -27,6 +27,8 @@ struct senv {
     int64_t sent_ms;
     bool acked;
     bool failed;
+    bool retried; /* slack_standin_redeliver_unacked sent it again */
+    char *json;   /* the frame as sent */
 };
 
 struct fault {
@@ -66,7 +68,7 @@ struct slack_standin {
 
     struct standin_call *calls;
     size_t ncalls, capcalls;
-    struct fault rl[MAX_FAULTS], fails[MAX_FAULTS];
+    struct fault rl[MAX_FAULTS], fails[MAX_FAULTS], http_errs[MAX_FAULTS];
 
     struct sconn *conns[MAX_CONNS];
     unsigned next_conn, target;
@@ -82,6 +84,7 @@ struct slack_standin {
     size_t nposted;
     char **reacted; /* "channel ts name" */
     size_t nreacted;
+    struct slack_standin_hooks hooks; /* the load source's (tests/bench/) */
 };
 
 /* ---- small helpers ----------------------------------------------------------- */
@@ -180,7 +183,7 @@ static const char *pstr(const cJSON *o, const char *key)
 static struct fault *fault_take(struct fault *list, const char *method)
 {
     for (int i = 0; i < MAX_FAULTS; i++) {
-        if (list[i].n > 0 && !strcmp(list[i].method, method)) {
+        if (list[i].n > 0 && (!strcmp(list[i].method, method) || !strcmp(list[i].method, "*"))) {
             list[i].n--;
             return &list[i];
         }
@@ -318,6 +321,17 @@ static void api(struct slack_standin *s, struct ob_http_exchange *ex,
     }
     note_blocks(c, cJSON_GetObjectItemCaseSensitive(params, "blocks"));
 
+    f = fault_take(s->http_errs, method);
+    if (f) {
+        /* What a load balancer in front of Slack answers: no JSON. */
+        static const char body[] = "<html><body><h1>503 Service Unavailable</h1>"
+                                   "upstream connect error</body></html>";
+
+        c->status = f->retry_after;
+        snprintf(c->error, sizeof(c->error), "http_%d", f->retry_after);
+        ob_http_reply(ex, f->retry_after, "text/html", body, sizeof(body) - 1, NULL);
+        goto out;
+    }
     f = fault_take(s->rl, method);
     if (f) {
         char ra[40];
@@ -390,7 +404,10 @@ static void api(struct slack_standin *s, struct ob_http_exchange *ex,
         }
         new_ts(s, ts, sizeof(ts));
         ob_strlcpy(c->ts, ts, sizeof(c->ts));
-        strlist_add(&s->posted, &s->nposted, c->channel, ts, NULL);
+        if (s->hooks.on_post)
+            s->hooks.on_post(s->hooks.arg, c->channel, c->thread_ts, c->text);
+        if (!s->hooks.lean)
+            strlist_add(&s->posted, &s->nposted, c->channel, ts, NULL);
         cJSON_AddStringToObject(o, "channel", c->channel);
         cJSON_AddStringToObject(o, "ts", ts);
         cJSON_AddItemToObject(o, "message",
@@ -452,6 +469,10 @@ static void api(struct slack_standin *s, struct ob_http_exchange *ex,
     reply_json(ex, 200, o, NULL);
 out:
     cJSON_Delete(params);
+    if (s->hooks.lean && s->ncalls && &s->calls[s->ncalls - 1] == c) {
+        free(c->text);
+        s->ncalls--;
+    }
 }
 
 static void handler(void *data, struct ob_http_exchange *ex, const struct ob_http_srv_req *req)
@@ -460,6 +481,10 @@ static void handler(void *data, struct ob_http_exchange *ex, const struct ob_htt
 
     if (!strncmp(req->path, "/api/", 5) && req->path[5]) {
         api(s, ex, req, req->path + 5);
+        return;
+    }
+    if (!strncmp(req->path, "/bench/", 7)) {
+        ob_http_reply(ex, 200, "application/json", "{\"ok\":true}", 11, NULL);
         return;
     }
     ob_http_reply(ex, 404, "text/plain", "not found\n", 10, NULL);
@@ -554,11 +579,29 @@ static void ws_text(void *data, struct ob_ws *ws, const char *text, size_t len)
     if (!c)
         return;
     s = c->s;
+    if (s->hooks.on_frame)
+        s->hooks.on_frame(s->hooks.arg, text, len);
+    if (s->hooks.lean && !s->nenvs)
+        return;
     o = cJSON_ParseWithLength(text, len);
     id = pstr(o, "envelope_id");
     if (getenv("STANDIN_DEBUG"))
         fprintf(stderr, "STANDIN rx %lld conn %u: %.*s acked=%zu n=%zu\n", (long long)now, c->id,
                 (int)len, text, s->acked, s->nenvs);
+    /* A redelivered envelope has its original's id: the ack belongs to the
+     * copy that is still waiting, if there is one. */
+    for (size_t i = 0; id && i < s->nenvs; i++) {
+        struct senv *e = &s->envs[i];
+
+        if (e->acked || e->failed || strcmp(e->id, id))
+            continue;
+        if (now - e->sent_ms <= s->ack_deadline_ms) {
+            e->acked = true;
+            s->acked++;
+            id = NULL;
+        }
+        break;
+    }
     for (size_t i = 0; id && i < s->nenvs; i++) {
         struct senv *e = &s->envs[i];
 
@@ -624,8 +667,8 @@ static int send_envelope(struct slack_standin *s, cJSON *env)
     if (getenv("STANDIN_DEBUG"))
         fprintf(stderr, "STANDIN tx conn %u: %.80s\n", c->id, text);
     rc = ob_ws_send_text(c->ws, text, strlen(text));
-    free(text);
     if (rc) {
+        free(text);
         cJSON_Delete(env);
         return rc;
     }
@@ -637,6 +680,7 @@ static int send_envelope(struct slack_standin *s, cJSON *env)
     memset(e, 0, sizeof(*e));
     ob_strlcpy(e->id, pstr(env, "envelope_id"), sizeof(e->id));
     e->sent_ms = ob_now_ms();
+    e->json = text;
     cJSON_Delete(s->last_env);
     s->last_env = env;
     return 0;
@@ -841,6 +885,32 @@ int slack_standin_redeliver(struct slack_standin *s)
     return send_envelope(s, env);
 }
 
+size_t slack_standin_redeliver_unacked(struct slack_standin *s)
+{
+    size_t n = s->nenvs, sent = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        cJSON *env, *ra;
+
+        if (!s->envs[i].failed || s->envs[i].acked || s->envs[i].retried)
+            continue;
+        s->envs[i].retried = true;
+        env = cJSON_Parse(s->envs[i].json);
+        if (!env)
+            continue;
+        ra = cJSON_GetObjectItemCaseSensitive(env, "retry_attempt");
+        if (cJSON_IsNumber(ra))
+            cJSON_SetNumberValue(ra, ra->valuedouble + 1);
+        else
+            cJSON_AddNumberToObject(env, "retry_attempt", 1);
+        cJSON_DeleteItemFromObjectCaseSensitive(env, "retry_reason");
+        cJSON_AddStringToObject(env, "retry_reason", "timeout");
+        if (send_envelope(s, env) == 0) /* takes env */
+            sent++;
+    }
+    return sent;
+}
+
 int slack_standin_raw(struct slack_standin *s, const char *frame)
 {
     struct sconn *c = target_conn(s);
@@ -981,6 +1051,45 @@ static void relay_accept(uv_stream_t *server, int status)
         pair_close(p);
 }
 
+/* A text frame announcing 200 payload bytes, then only part of them. */
+static const unsigned char cut_frame[] = {
+    0x81, 0x7e, 0x00, 0xc8, '{', '"', 'e', 'n', 'v', 'e', 'l', 'o', 'p', 'e', '_', 'i', 'd',
+    '"', ':', '"', 'c', 'u', 't', '-', '1', '"', ',', '"', 't', 'y', 'p', 'e', '"', ':', '"',
+    'e', 'v', 'e', 'n', 't', 's', '_', 'a', 'p', 'i', '"', ',', '"', 'p', 'a', 'y', 'l', 'o',
+    'a', 'd', '"', ':', '{', '"', 'e', 'v', 'e', 'n', 't', '"', ':', '{'};
+
+static void cut_written(uv_write_t *w, int status)
+{
+    struct pair *p = w->data;
+
+    (void)status;
+    free(w);
+    pair_close(p);
+}
+
+size_t slack_standin_cut_midframe(struct slack_standin *s)
+{
+    size_t n = 0;
+
+    for (struct pair *p = s->pairs; p; p = p->next) {
+        uv_write_t *w;
+        uv_buf_t b = uv_buf_init((char *)cut_frame, sizeof(cut_frame));
+
+        if (p->closing || p->silent)
+            continue;
+        /* Nothing more from the server goes through this pair. */
+        p->silent = true;
+        w = malloc(sizeof(*w));
+        w->data = p;
+        if (uv_write(w, (uv_stream_t *)&p->down, &b, 1, cut_written)) {
+            free(w);
+            pair_close(p);
+        }
+        n++;
+    }
+    return n;
+}
+
 void slack_standin_silence(struct slack_standin *s)
 {
     for (struct pair *p = s->pairs; p; p = p->next)
@@ -1100,6 +1209,8 @@ void slack_standin_free(struct slack_standin *s)
     for (size_t i = 0; i < s->ncalls; i++)
         free(s->calls[i].text);
     free(s->calls);
+    for (size_t i = 0; i < s->nenvs; i++)
+        free(s->envs[i].json);
     free(s->envs);
     cJSON_Delete(s->last_env);
     for (size_t i = 0; i < s->nposted; i++)
@@ -1217,6 +1328,11 @@ void slack_standin_fail(struct slack_standin *s, const char *method, const char 
     fault_set(s->fails, method, n, 0, error);
 }
 
+void slack_standin_http_error(struct slack_standin *s, const char *method, int status, int n)
+{
+    fault_set(s->http_errs, method ? method : "*", n, status, NULL);
+}
+
 size_t slack_standin_opens(const struct slack_standin *s)
 {
     return s->opens;
@@ -1286,4 +1402,12 @@ void slack_standin_sign(const char *secret, const char *ts, const char *body, si
     crypto_auth_hmacsha256_final(&st, mac);
     memcpy(out, "v0=", 3);
     sodium_bin2hex(out + 3, 72 - 3, mac, sizeof(mac));
+}
+
+void slack_standin_set_hooks(struct slack_standin *s, const struct slack_standin_hooks *h)
+{
+    if (h)
+        s->hooks = *h;
+    else
+        memset(&s->hooks, 0, sizeof(s->hooks));
 }

@@ -75,6 +75,10 @@ long slack_standin_wait_post(struct slack_standin *s, const char *needle, int64_
 void slack_standin_ratelimit(struct slack_standin *s, const char *method, int n, int retry_after_s);
 /* The next n calls of method get {"ok":false,"error":error}. */
 void slack_standin_fail(struct slack_standin *s, const char *method, const char *error, int n);
+/* The next n calls of method (NULL: of any method, counted together) get
+ * HTTP status (e.g. 503) with an HTML body, as from a proxy in front of
+ * Slack. Method "*" in ratelimit / fail means any method too. */
+void slack_standin_http_error(struct slack_standin *s, const char *method, int status, int n);
 
 /* ---- Socket Mode ---- */
 
@@ -108,6 +112,10 @@ int slack_standin_slash(struct slack_standin *s, const char *user, const char *c
 /* Sends the last envelope again: same envelope_id and event_id,
  * retry_attempt + 1, retry_reason "timeout". */
 int slack_standin_redeliver(struct slack_standin *s);
+/* What Slack does with envelopes that were not acked in time (ack
+ * failures): sends each again, once, to the target connection with
+ * retry_attempt + 1 and retry_reason "timeout". Returns how many. */
+size_t slack_standin_redeliver_unacked(struct slack_standin *s);
 int slack_standin_raw(struct slack_standin *s, const char *frame);
 int slack_standin_disconnect(struct slack_standin *s, const char *reason);
 /* Closes the target connection: cleanly (1000) or abruptly (no frame). */
@@ -116,6 +124,10 @@ int slack_standin_close(struct slack_standin *s, bool abrupt);
  * direction, the sockets stay open (half-open). New connections are not
  * affected. */
 void slack_standin_silence(struct slack_standin *s);
+/* Every connection open now receives the start of a text frame (its header
+ * announces 200 bytes, fewer follow) and is then closed: the websocket dies
+ * mid-frame. Returns the number of connections cut. */
+size_t slack_standin_cut_midframe(struct slack_standin *s);
 
 /* Envelopes sent, acked in time, and failed (not acked within the deadline,
  * or acked late). */
@@ -124,6 +136,25 @@ size_t slack_standin_acked(const struct slack_standin *s);
 size_t slack_standin_ack_failures(const struct slack_standin *s);
 /* Pongs received (answers to the stand-in's pings). */
 size_t slack_standin_pongs(const struct slack_standin *s);
+
+/* ---- Load source (tests/bench/) ---- */
+
+/* Hooks for a benchmark, called on the loop as things arrive: on_frame for
+ * every text frame opsbot sends on a Socket Mode connection (acks), on_post
+ * for every chat.postMessage (after parsing, before the answer). lean: no
+ * record of Web API calls or posted messages is kept (the record grows
+ * without bound under load); slack_standin_call() and friends then see
+ * nothing. Envelopes sent with slack_standin_raw() are not tracked either.
+ * GET/POST /bench/... on the API port (slack_standin_api_base() with
+ * "bench/" for "api/") answers 200 {"ok":true}: a target for an `http`
+ * executor. */
+struct slack_standin_hooks {
+    void (*on_frame)(void *arg, const char *text, size_t len);
+    void (*on_post)(void *arg, const char *channel, const char *thread_ts, const char *text);
+    void *arg;
+    bool lean;
+};
+void slack_standin_set_hooks(struct slack_standin *s, const struct slack_standin_hooks *h);
 
 /* ---- HTTP Events mode helper ---- */
 

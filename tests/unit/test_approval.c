@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -203,6 +204,43 @@ static void test_json_roundtrip(void **state)
     assert_int_equal(ob_approval_from_json(&back, "[]"), OB_EJSON);
 }
 
+/* Fuzz finding (fuzz_approval): a number out of int64 range in a stored row
+ * (1e308, or an overflowing literal cJSON reads as inf) was converted to
+ * int64_t — undefined behaviour, caught by UBSan. It is refused now. */
+static void test_json_huge_numbers(void **state)
+{
+    static const char *const keys[] = {"needed", "created_ms", "deadline_ms"};
+    struct ob_approval ap, back;
+    char *json, *bad, *at;
+
+    (void)state;
+    init(&ap, 1, false);
+    json = ob_approval_to_json(&ap);
+    assert_non_null(json);
+    for (size_t k = 0; k < 3; k++) {
+        static const char *const values[] = {"1e308", "-1e308", "1e999", "9.3e18"};
+
+        for (size_t v = 0; v < 4; v++) {
+            char key[32];
+            size_t off;
+
+            snprintf(key, sizeof(key), "\"%s\":", keys[k]);
+            at = strstr(json, key);
+            assert_non_null(at);
+            off = (size_t)(at - json) + strlen(key);
+            bad = malloc(strlen(json) + 32);
+            assert_non_null(bad);
+            /* replace the number after the key */
+            memcpy(bad, json, off);
+            strcpy(bad + off, values[v]);
+            strcat(bad, json + off + strspn(json + off, "-0123456789.e"));
+            assert_int_equal(ob_approval_from_json(&back, bad), OB_EJSON);
+            free(bad);
+        }
+    }
+    free(json);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +252,7 @@ int main(void)
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_msgs),
         cmocka_unit_test(test_json_roundtrip),
+        cmocka_unit_test(test_json_huge_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

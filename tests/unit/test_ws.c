@@ -1,6 +1,8 @@
 /* Tests of the websocket transport (src/lws.c, src/lws_server.c): an
  * ob_http_server websocket endpoint and ob_ws_connect clients on
  * 127.0.0.1, one loop per test, every loop closing cleanly at the end. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -579,6 +582,27 @@ static void test_bad_args(void **state)
     assert_int_equal(ob_ws_connect(f.lws, f.url, &o, &client_cbs, &f, &ws), OB_EINVAL);
     assert_null(ws);
     assert_int_equal(ob_http_server_ws(f.srv, "no-slash", &server_cbs, &f), OB_EINVAL);
+    /* ASan finding (tests/FAULTS.md): on a port already taken, lws freed the
+     * server inside lws_create_vhost and the code then wrote to it (and
+     * freed it again). Now: a clean OB_EWS. */
+    {
+        struct ob_http_server *again = NULL;
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        socklen_t salen = sizeof(sa);
+        char addr[32];
+        struct ob_http_server_opts so = {.listen = addr};
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        assert_int_equal(listen(fd, 1), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &salen), 0);
+        snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(sa.sin_port));
+        assert_int_equal(ob_http_server_new(f.lws, &so, noop_handler, &f, &again), OB_EWS);
+        assert_null(again);
+        close(fd);
+    }
     teardown_soon(&f);
     fx_run(&f);
     assert_int_equal(f.cli.closes, 0);

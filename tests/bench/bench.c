@@ -1,0 +1,744 @@
+/* The load source of `make bench` (issue 8): the local Slack
+ * (tests/standins/slack_standin.c) on this process's loop, the real
+ * `opsbot run` as a child process configured for Socket Mode + Web API on
+ * loopback, and Socket Mode envelopes with DM message events
+ * ("status of checkout in prod") pushed at fixed rates and as fast as
+ * possible. Per event: ack latency (envelope written -> ack frame read)
+ * and echo latency (envelope written -> first chat.postMessage in its
+ * thread); an event is done when the last message of its request (the one
+ * with "audit #N · chain") arrives. The `status` action is bound to an
+ * `http` executor against the stand-in (GET /bench/...): the full pipeline
+ * (claim, parse, policy, audit, durable start, executor, result) without
+ * a fork/exec per event.
+ *
+ * usage: opsbot-bench OPSBOT_BINARY SOURCE_ROOT OUT_DIR [quick]
+ * writes OUT_DIR/results.json and OUT_DIR/RESULTS.md (the table, then
+ * OUT_DIR/notes.md appended). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "slack_standin.h"
+
+#define NCHAN 256
+#define MAX_EVENTS 400000
+#define PHASE_TIMEOUT_NS (20LL * 1000000000LL)
+
+struct ev {
+    int64_t sent, ack, echo, done;
+};
+
+struct phase {
+    const char *name;
+    double rate; /* events/s; 0 = as fast as possible (window) */
+    unsigned count;
+    unsigned window; /* saturation: at most this many not yet done */
+    /* results */
+    unsigned first, sent, acked, echoed, done;
+    int64_t t0, t_last_sent, t_end;
+    double cpu_s, bench_cpu_s, other_cpu_s, wall_s, achieved, offered;
+    double ack_p50, ack_p99, ack_max, echo_p50, echo_p99, echo_max, done_p50, done_p99;
+    long hwm_kb, rss_kb;
+    char load[64];
+    bool timed_out;
+};
+
+static struct {
+    uv_loop_t loop;
+    struct slack_standin *sd;
+    uv_process_t proc;
+    uv_pipe_t errp;
+    uv_timer_t tick;
+    bool exited;
+    int pid;
+    char tail[8192];
+    size_t tail_len;
+    int64_t t_spawn, t_hello, t_ready;
+    struct ev *evs;
+    unsigned nsent, ndone;
+    struct phase *cur;
+    bool phase_over;
+    char dir[256];
+} B;
+
+static int64_t now_ns(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* ---- /proc ------------------------------------------------------------------ */
+
+static double proc_cpu_s(int pid)
+{
+    char path[64], buf[2048], *p;
+    unsigned long ut = 0, st = 0;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    f = fopen(path, "r");
+    if (!f)
+        return 0;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    p = strrchr(buf, ')');
+    /* fields after "pid (comm)": state=3 ... utime=14 stime=15 */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Busy CPU seconds of the whole machine (all cores). */
+static double machine_busy_s(void)
+{
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    int n;
+
+    if (!f)
+        return 0;
+    n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+               &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n < 8)
+        return 0;
+    /* user nice system [idle iowait] irq softirq [steal: the hypervisor's] */
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static long status_kb(int pid, const char *key)
+{
+    char path[64], line[256];
+    size_t kl = strlen(key);
+    long v = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (!strncmp(line, key, kl) && line[kl] == ':') {
+            v = strtol(line + kl + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+static void loadavg(char *out, size_t len)
+{
+    FILE *f = fopen("/proc/loadavg", "r");
+
+    out[0] = '\0';
+    if (f) {
+        if (fgets(out, (int)len, f))
+            out[strcspn(out, "\n")] = '\0';
+        fclose(f);
+    }
+}
+
+/* ---- the stand-in's hooks ------------------------------------------------------ */
+
+static void on_frame(void *arg, const char *text, size_t len)
+{
+    const char *p = memmem(text, len, "\"envelope_id\":\"b-", 17);
+    unsigned long seq;
+
+    (void)arg;
+    if (!p)
+        return;
+    seq = strtoul(p + 17, NULL, 10);
+    if (seq < B.nsent && !B.evs[seq].ack)
+        B.evs[seq].ack = now_ns();
+}
+
+static void on_post(void *arg, const char *channel, const char *thread_ts, const char *text)
+{
+    const char *dot = strchr(thread_ts, '.');
+    unsigned long seq;
+    struct ev *e;
+
+    (void)arg;
+    (void)channel;
+    if (!dot || strncmp(thread_ts, "18", 2))
+        return;
+    seq = strtoul(dot + 1, NULL, 10);
+    if (seq >= B.nsent)
+        return;
+    e = &B.evs[seq];
+    if (!e->echo)
+        e->echo = now_ns();
+    if (!e->done && strstr(text, " · chain ")) {
+        e->done = now_ns();
+        B.ndone++;
+    }
+}
+
+/* ---- sending --------------------------------------------------------------------- */
+
+static int send_one(void)
+{
+    char frame[1400], ts[32], ch[16];
+    unsigned seq = B.nsent;
+    int rc;
+
+    if (seq >= MAX_EVENTS)
+        return -1;
+    snprintf(ts, sizeof(ts), "18%08u.%06u", seq / 1000000u, seq % 1000000u);
+    snprintf(ch, sizeof(ch), "D0B%05u", seq % NCHAN);
+    snprintf(frame, sizeof(frame),
+             "{\"envelope_id\":\"b-%u\",\"type\":\"events_api\",\"payload\":{\"token\":"
+             "\"verification-token\",\"team_id\":\"T0STANDIN\",\"api_app_id\":\"A0STANDIN\","
+             "\"event\":{\"client_msg_id\":\"cm-b-%u\",\"type\":\"message\",\"text\":\"status of "
+             "checkout in prod\",\"user\":\"UBENCH\",\"ts\":\"%s\",\"team\":\"T0STANDIN\","
+             "\"blocks\":[{\"type\":\"rich_text\",\"block_id\":\"b%u\",\"elements\":[{\"type\":"
+             "\"rich_text_section\",\"elements\":[{\"type\":\"text\",\"text\":\"status of "
+             "checkout in prod\"}]}]}],\"channel\":\"%s\",\"event_ts\":\"%s\",\"channel_type\":"
+             "\"im\"},\"type\":\"event_callback\",\"event_id\":\"Ev0BENCH%u\",\"event_time\":%lld,"
+             "\"authorizations\":[{\"enterprise_id\":null,\"team_id\":\"T0STANDIN\",\"user_id\":"
+             "\"UBOT\",\"is_bot\":true,\"is_enterprise_install\":false}],"
+             "\"is_ext_shared_channel\":false,\"event_context\":\"4-bench\"},"
+             "\"accepts_response_payload\":false,\"retry_attempt\":0,\"retry_reason\":\"\"}",
+             seq, seq, ts, seq, ch, ts, seq, (long long)time(NULL));
+    B.evs[seq].sent = now_ns();
+    rc = slack_standin_raw(B.sd, frame);
+    if (rc)
+        return rc;
+    B.nsent++;
+    return 0;
+}
+
+static void pump(void)
+{
+    struct phase *p = B.cur;
+    int64_t t = now_ns();
+    unsigned target;
+
+    if (!p || B.phase_over)
+        return;
+    if (p->rate > 0) {
+        double due = p->rate * (double)(t - p->t0) / 1e9;
+
+        target = due >= p->count ? p->count : (unsigned)due + 1;
+    } else {
+        unsigned inflight = (B.nsent - p->first) - (B.ndone - p->done);
+
+        target = p->sent + (inflight < p->window ? p->window - inflight : 0);
+        if (target > p->count)
+            target = p->count;
+    }
+    while (p->sent < target && send_one() == 0) {
+        p->sent++;
+        p->t_last_sent = now_ns();
+    }
+    if (p->sent == p->count && B.ndone - p->done >= p->count) {
+        B.phase_over = true;
+    } else if (p->sent && t - p->t0 > PHASE_TIMEOUT_NS) {
+        p->timed_out = true;
+        B.phase_over = true;
+    }
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    (void)t;
+    if (!B.t_hello && slack_standin_hellos(B.sd))
+        B.t_hello = now_ns();
+    pump();
+}
+
+/* ---- the child ----------------------------------------------------------------------- */
+
+static void err_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    static char mem[65536];
+
+    (void)h;
+    (void)hint;
+    buf->base = mem;
+    buf->len = sizeof(mem);
+}
+
+static void err_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    (void)st;
+    if (n <= 0)
+        return;
+    if (getenv("BENCH_VERBOSE"))
+        fwrite(buf->base, 1, (size_t)n, stderr);
+    /* keep the last bytes to look for the ready line and to show on failure */
+    if ((size_t)n >= sizeof(B.tail) - 1) {
+        memcpy(B.tail, buf->base + n - (sizeof(B.tail) - 1), sizeof(B.tail) - 1);
+        B.tail_len = sizeof(B.tail) - 1;
+    } else {
+        if (B.tail_len + (size_t)n >= sizeof(B.tail)) {
+            size_t drop = B.tail_len + (size_t)n - (sizeof(B.tail) - 1);
+
+            memmove(B.tail, B.tail + drop, B.tail_len - drop);
+            B.tail_len -= drop;
+        }
+        memcpy(B.tail + B.tail_len, buf->base, (size_t)n);
+        B.tail_len += (size_t)n;
+    }
+    B.tail[B.tail_len] = '\0';
+    if (!B.t_ready && strstr(B.tail, "connected (Socket Mode"))
+        B.t_ready = now_ns();
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+    (void)p;
+    B.exited = true;
+    if (!B.phase_over && B.cur)
+        fprintf(stderr, "bench: opsbot exited (status %lld, signal %d)\n", (long long)status, sig);
+}
+
+static void run_until(bool (*cond)(void), int64_t timeout_ns)
+{
+    int64_t end = now_ns() + timeout_ns;
+
+    while (!cond() && now_ns() < end && !B.exited)
+        uv_run(&B.loop, UV_RUN_ONCE);
+}
+
+static bool ready_cond(void)
+{
+    return B.t_ready != 0;
+}
+
+static bool phase_cond(void)
+{
+    return B.phase_over;
+}
+
+static bool drained_cond(void)
+{
+    return B.ndone >= B.nsent;
+}
+
+static bool never(void)
+{
+    return false;
+}
+
+/* ---- statistics ------------------------------------------------------------------ */
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+static void pct(int64_t *v, size_t n, double *p50, double *p99, double *max)
+{
+    *p50 = *p99 = *max = -1;
+    if (!n)
+        return;
+    qsort(v, n, sizeof(*v), cmp_i64);
+    *p50 = (double)v[(n - 1) * 50 / 100] / 1e6;
+    *p99 = (double)v[(n - 1) * 99 / 100] / 1e6;
+    if (max)
+        *max = (double)v[n - 1] / 1e6;
+}
+
+static void run_phase(struct phase *p)
+{
+    double cpu0, self0, mach0;
+    int64_t *a, *e, *d, last_done = 0;
+    size_t na = 0, ne = 0, nd = 0;
+    double unused;
+
+    memset(&p->first, 0, sizeof(*p) - offsetof(struct phase, first));
+    p->first = B.nsent;
+    p->done = B.ndone;
+    B.cur = p;
+    B.phase_over = false;
+    cpu0 = proc_cpu_s(B.pid);
+    self0 = self_cpu_s();
+    mach0 = machine_busy_s();
+    p->t0 = now_ns();
+    pump();
+    run_until(phase_cond, PHASE_TIMEOUT_NS + 5000000000LL);
+    p->t_end = now_ns();
+    p->cpu_s = proc_cpu_s(B.pid) - cpu0;
+    p->bench_cpu_s = self_cpu_s() - self0;
+    p->other_cpu_s = machine_busy_s() - mach0 - p->cpu_s - p->bench_cpu_s;
+    if (p->other_cpu_s < 0)
+        p->other_cpu_s = 0;
+    B.cur = NULL;
+    loadavg(p->load, sizeof(p->load));
+    p->hwm_kb = status_kb(B.pid, "VmHWM");
+    p->rss_kb = status_kb(B.pid, "VmRSS");
+
+    a = calloc(p->sent + 1, sizeof(*a));
+    e = calloc(p->sent + 1, sizeof(*e));
+    d = calloc(p->sent + 1, sizeof(*d));
+    for (unsigned i = p->first; i < p->first + p->sent; i++) {
+        struct ev *x = &B.evs[i];
+
+        if (x->ack)
+            a[na++] = x->ack - x->sent;
+        if (x->echo)
+            e[ne++] = x->echo - x->sent;
+        if (x->done) {
+            d[nd++] = x->done - x->sent;
+            if (x->done > last_done)
+                last_done = x->done;
+        }
+    }
+    p->acked = (unsigned)na;
+    p->echoed = (unsigned)ne;
+    p->done = (unsigned)nd;
+    pct(a, na, &p->ack_p50, &p->ack_p99, &p->ack_max);
+    pct(e, ne, &p->echo_p50, &p->echo_p99, &p->echo_max);
+    pct(d, nd, &p->done_p50, &p->done_p99, &unused);
+    p->wall_s = (double)((last_done ? last_done : p->t_end) - p->t0) / 1e9;
+    p->achieved = p->wall_s > 0 ? nd / p->wall_s : 0;
+    p->offered = p->t_last_sent > p->t0 && p->sent > 1
+                     ? (p->sent - 1) / ((double)(p->t_last_sent - p->t0) / 1e9)
+                     : 0;
+    free(a);
+    free(e);
+    free(d);
+    fprintf(stderr,
+            "bench: %-10s sent %6u done %6u in %6.2fs = %8.0f ev/s (offered %8.0f) ack p50 %.3f "
+            "p99 %.3f max %.3f ms; echo p50 %.3f p99 %.3f max %.3f ms; opsbot cpu %.2fs "
+            "(%.3f s/1000 ev), bench cpu %.2fs, other %.2fs; rss %ld kB hwm %ld kB; load %s%s\n",
+            p->name, p->sent, p->done, p->wall_s, p->achieved, p->offered, p->ack_p50, p->ack_p99,
+            p->ack_max, p->echo_p50, p->echo_p99, p->echo_max, p->cpu_s,
+            p->sent ? p->cpu_s * 1000 / p->sent : 0, p->bench_cpu_s, p->other_cpu_s, p->rss_kb,
+            p->hwm_kb, p->load, p->timed_out ? " TIMED OUT" : "");
+}
+
+/* ---- set-up ---------------------------------------------------------------------- */
+
+static int write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    if (!f)
+        return -errno;
+    fputs(text, f);
+    return fclose(f) ? -errno : 0;
+}
+
+static int write_config(const char *root)
+{
+    char path[512], yaml[4096], url[160];
+    const char *api = slack_standin_api_base(B.sd);
+
+    /* http://127.0.0.1:PORT/api/ -> http://127.0.0.1:PORT/bench/ */
+    snprintf(url, sizeof(url), "%.*sbench/", (int)(strlen(api) - 4), api);
+    snprintf(yaml, sizeof(yaml),
+             "# written by tests/bench/bench.c\n"
+             "bot:\n  state: %s/opsbot.db\n  shutdown_grace: 1s\n"
+             "platforms:\n  slack:\n    app_token: xapp-standin-app\n"
+             "    bot_token: xoxb-standin-bot\n    api_base: %s\n    listen: mentions\n"
+             "    min_post_interval: 0s\n"
+             "actions:\n  include: [%s/intents/status.yaml]\n  bind:\n    status:\n"
+             "      type: http\n      url: %sstatus/{service}/{env}\n      timeout: 10s\n"
+             "policies:\n  include: policies/*.yaml\n",
+             B.dir, api, root, url);
+    snprintf(path, sizeof(path), "%s/opsbot.yaml", B.dir);
+    if (write_file(path, yaml))
+        return -1;
+    snprintf(path, sizeof(path), "%s/policies", B.dir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof(path), "%s/policies/bench.yaml", B.dir);
+    return write_file(path, "groups:\n  engineers: [slack:UBENCH]\n"
+                            "rules:\n  - name: reads\n    group: engineers\n"
+                            "    action: [status, help]\n    effect: allow\n");
+}
+
+static int spawn_opsbot(const char *bin)
+{
+    char cfg[300];
+    char *args[5];
+    uv_process_options_t o = {0};
+    uv_stdio_container_t io[3];
+    int rc;
+
+    snprintf(cfg, sizeof(cfg), "%s/opsbot.yaml", B.dir);
+    args[0] = (char *)bin;
+    args[1] = (char[]){"run"};
+    args[2] = (char[]){"-c"};
+    args[3] = cfg;
+    args[4] = NULL;
+    uv_pipe_init(&B.loop, &B.errp, 0);
+    io[0].flags = UV_IGNORE;
+    io[1].flags = UV_INHERIT_FD;
+    io[1].data.fd = 2;
+    io[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    io[2].data.stream = (uv_stream_t *)&B.errp;
+    o.file = bin;
+    o.args = args;
+    o.exit_cb = on_exit_cb;
+    o.stdio = io;
+    o.stdio_count = 3;
+    B.t_spawn = now_ns();
+    rc = uv_spawn(&B.loop, &B.proc, &o);
+    if (rc) {
+        fprintf(stderr, "bench: cannot start %s: %s\n", bin, uv_strerror(rc));
+        return rc;
+    }
+    B.pid = B.proc.pid;
+    return uv_read_start((uv_stream_t *)&B.errp, err_alloc, err_read);
+}
+
+/* ---- the report ------------------------------------------------------------------- */
+
+static void cpu_model(char *out, size_t len)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[256];
+
+    snprintf(out, len, "unknown");
+    if (!f)
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        if (!strncmp(line, "model name", 10)) {
+            char *c = strchr(line, ':');
+
+            if (c) {
+                snprintf(out, len, "%s", c + 2);
+                out[strcspn(out, "\n")] = '\0';
+            }
+            break;
+        }
+    }
+    fclose(f);
+}
+
+static void json_phase(FILE *f, const struct phase *p, bool last)
+{
+    fprintf(f,
+            "    {\"name\": \"%s\", \"offered_eps\": %.0f, \"events\": %u, \"acked\": %u, "
+            "\"echoed\": %u, \"done\": %u, \"seconds\": %.3f, \"done_eps\": %.0f,\n"
+            "     \"ack_ms\": {\"p50\": %.3f, \"p99\": %.3f, \"max\": %.3f}, "
+            "\"echo_ms\": {\"p50\": %.3f, \"p99\": %.3f, \"max\": %.3f}, "
+            "\"done_ms\": {\"p50\": %.3f, \"p99\": %.3f},\n"
+            "     \"opsbot_cpu_s\": %.3f, \"opsbot_cpu_s_per_1000\": %.4f, \"bench_cpu_s\": "
+            "%.3f, \"other_cpu_s\": %.3f, \"opsbot_rss_kb\": %ld, \"opsbot_hwm_kb\": %ld, "
+            "\"loadavg\": \"%s\", \"timed_out\": %s}%s\n",
+            p->name, p->rate > 0 ? p->rate : p->offered, p->sent, p->acked, p->echoed, p->done,
+            p->wall_s, p->achieved, p->ack_p50, p->ack_p99, p->ack_max, p->echo_p50, p->echo_p99,
+            p->echo_max, p->done_p50, p->done_p99, p->cpu_s,
+            p->sent ? p->cpu_s * 1000 / p->sent : 0, p->bench_cpu_s, p->other_cpu_s, p->rss_kb,
+            p->hwm_kb, p->load, p->timed_out ? "true" : "false", last ? "" : ",");
+}
+
+static int report(const char *out, struct phase *ph, size_t nph, long idle_kb, long idle_after_kb,
+                  long hwm_kb, double total_cpu, unsigned total_ev, const char *load0)
+{
+    char path[512], cpu[160], when[64], line[512];
+    struct utsname u;
+    time_t t = time(NULL);
+    FILE *f, *n;
+    const struct phase *sat = &ph[nph - 1];
+    double startup_ms = B.t_ready ? (double)(B.t_ready - B.t_spawn) / 1e6 : -1;
+
+    uname(&u);
+    cpu_model(cpu, sizeof(cpu));
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+
+    snprintf(path, sizeof(path), "%s/results.json", out);
+    f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f,
+            "{\n  \"when\": \"%s\",\n  \"machine\": {\"nproc\": %ld, \"cpu\": \"%s\", "
+            "\"kernel\": \"%s %s\", \"loadavg_start\": \"%s\"},\n"
+            "  \"setup\": \"Socket Mode + Web API on loopback, DM message events in %d channels, "
+            "rule parser, status -> http executor GET on the stand-in, min_post_interval 0\",\n"
+            "  \"startup_ms_to_ready\": %.1f,\n"
+            "  \"idle_rss_kb\": %ld, \"idle_rss_after_load_kb\": %ld, \"peak_rss_kb\": %ld,\n"
+            "  \"cpu_s_per_1000_events_all\": %.4f, \"saturation_eps\": %.0f,\n"
+            "  \"phases\": [\n",
+            when, sysconf(_SC_NPROCESSORS_ONLN), cpu, u.sysname, u.release, load0, NCHAN,
+            startup_ms, idle_kb, idle_after_kb, hwm_kb, total_ev ? total_cpu * 1000 / total_ev : 0,
+            sat->achieved);
+    for (size_t i = 0; i < nph; i++)
+        json_phase(f, &ph[i], i + 1 == nph);
+    fprintf(f, "  ]\n}\n");
+    fclose(f);
+
+    snprintf(path, sizeof(path), "%s/RESULTS.md", out);
+    f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f,
+            "# opsbot benchmark results\n\n"
+            "Written by `make bench` (tests/bench/bench.c) on %s; the machine-readable copy is "
+            "`results.json`.\n\n"
+            "**Machine:** %ld CPUs (nproc), %s, %s %s. Load average at the start: `%s`. "
+            "The load source and the stand-in run in one process beside opsbot, so on this "
+            "machine the two share the two cores; \"other CPU\" below is what every other "
+            "process used during the phase (from /proc/stat), i.e. the load from other "
+            "people's builds and tests at the time.\n\n"
+            "**Setup:** the real `opsbot run` as a child process; Slack = the local stand-in "
+            "(Socket Mode websocket through its relay + Web API, loopback); %d DM channels, "
+            "user `UBENCH`, text `status of checkout in prod` (rule parser, no LLM); `status` "
+            "bound to an `http` executor (GET on the stand-in, answered at once: the pipeline is "
+            "measured, not fork/exec); policy allows it without approval; "
+            "`min_post_interval: 0`; state DB on the root disk (synchronous=FULL). Each request "
+            "posts several messages into its thread; *echo* = the first, *done* = the last "
+            "(`audit #N · chain …`).\n\n",
+            when, sysconf(_SC_NPROCESSORS_ONLN), cpu, u.sysname, u.release, load0, NCHAN);
+    fprintf(f, "| phase | offered ev/s | events | done ev/s | ack p50 / p99 / max ms | echo p50 "
+               "/ p99 / max ms | done p99 ms | opsbot CPU s /1000 ev | bench CPU s | other "
+               "CPU s | load avg |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < nph; i++) {
+        const struct phase *p = &ph[i];
+
+        fprintf(f,
+                "| %s | %.0f | %u | %.0f | %.2f / %.2f / %.2f | %.2f / %.2f / %.2f | %.2f | "
+                "%.3f | %.2f | %.2f | %.2f %.2f %.2f |\n",
+                p->name, p->rate > 0 ? p->rate : p->offered, p->sent, p->achieved, p->ack_p50,
+                p->ack_p99, p->ack_max, p->echo_p50, p->echo_p99, p->echo_max, p->done_p99,
+                p->sent ? p->cpu_s * 1000 / p->sent : 0, p->bench_cpu_s, p->other_cpu_s,
+                atof(p->load), atof(strchr(p->load, ' ') ? strchr(p->load, ' ') : "0"),
+                atof(strchr(p->load, ' ') && strchr(strchr(p->load, ' ') + 1, ' ')
+                         ? strchr(strchr(p->load, ' ') + 1, ' ')
+                         : "0"));
+    }
+    fprintf(f,
+            "\n| opsbot | measured |\n|---|---|\n"
+            "| start-up to ready (spawn → `connected (Socket Mode` log line) | %.1f ms |\n"
+            "| idle RSS after start (VmRSS) | %.1f MB |\n"
+            "| idle RSS after the load | %.1f MB |\n"
+            "| peak RSS (VmHWM) | %.1f MB |\n"
+            "| CPU s per 1000 events, whole run | %.3f |\n"
+            "| events/s at saturation | %.0f |\n\n",
+            startup_ms, idle_kb / 1024.0, idle_after_kb / 1024.0, hwm_kb / 1024.0,
+            total_ev ? total_cpu * 1000 / total_ev : 0, sat->achieved);
+    snprintf(path, sizeof(path), "%s/notes.md", out);
+    n = fopen(path, "r");
+    if (n) {
+        while (fgets(line, sizeof(line), n))
+            fputs(line, f);
+        fclose(n);
+    }
+    fclose(f);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct slack_standin_opts so = {0};
+    struct slack_standin_hooks h = {0};
+    bool quick = argc > 4 && !strcmp(argv[4], "quick");
+    struct phase ph[] = {
+        {.name = "warm-up", .rate = 500, .count = 500},
+        {.name = "100/s", .rate = 100, .count = quick ? 200 : 500},
+        {.name = "1000/s", .rate = 1000, .count = quick ? 2000 : 5000},
+        {.name = "10000/s", .rate = 10000, .count = quick ? 5000 : 20000},
+        {.name = "saturation", .rate = 0, .count = quick ? 5000 : 20000, .window = 1000},
+    };
+    size_t nph = sizeof(ph) / sizeof(ph[0]);
+    long idle_kb, idle_after_kb, hwm;
+    double cpu_all;
+    char load0[64], cmd[300];
+    int rc = 1;
+
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s OPSBOT_BINARY SOURCE_ROOT OUT_DIR [quick]\n", argv[0]);
+        return 64;
+    }
+    loadavg(load0, sizeof(load0));
+    B.evs = calloc(MAX_EVENTS, sizeof(*B.evs));
+    /* BENCH_TMP: where the state DB goes (default /tmp; /dev/shm shows the
+     * pipeline without the disk's fsync) */
+    snprintf(B.dir, sizeof(B.dir), "%s/opsbot-bench-XXXXXX",
+             getenv("BENCH_TMP") ? getenv("BENCH_TMP") : "/tmp");
+    if (!mkdtemp(B.dir) || uv_loop_init(&B.loop))
+        return 1;
+    so.ack_deadline_ms = 60000;
+    if (slack_standin_new(&B.sd, &B.loop, &so))
+        return 1;
+    h.on_frame = on_frame;
+    h.on_post = on_post;
+    h.lean = true;
+    slack_standin_set_hooks(B.sd, &h);
+    if (write_config(argv[2]) || spawn_opsbot(argv[1]))
+        goto out;
+    uv_timer_init(&B.loop, &B.tick);
+    uv_timer_start(&B.tick, tick_cb, 1, 1);
+    run_until(ready_cond, 10000000000LL);
+    if (!B.t_ready) {
+        fprintf(stderr, "bench: opsbot did not become ready; its log:\n%s\n", B.tail);
+        goto out;
+    }
+    fprintf(stderr, "bench: ready in %.1f ms (hello at %.1f ms)\n",
+            (double)(B.t_ready - B.t_spawn) / 1e6,
+            B.t_hello ? (double)(B.t_hello - B.t_spawn) / 1e6 : -1.0);
+    run_until(never, 1000000000LL);
+    idle_kb = status_kb(B.pid, "VmRSS");
+    for (size_t i = 0; i < nph && !B.exited; i++) {
+        run_phase(&ph[i]);
+        /* a phase that timed out drains before the next (not measured) */
+        run_until(drained_cond, 30000000000LL);
+        run_until(never, 300000000LL); /* let stragglers and the WAL settle */
+    }
+    if (B.exited) {
+        fprintf(stderr, "bench: opsbot died; its log:\n%s\n", B.tail);
+        goto out;
+    }
+    run_until(never, 1000000000LL);
+    idle_after_kb = status_kb(B.pid, "VmRSS");
+    hwm = status_kb(B.pid, "VmHWM");
+    cpu_all = proc_cpu_s(B.pid);
+    fprintf(stderr,
+            "bench: idle rss %ld kB, after load %ld kB, peak %ld kB, cpu %.2f s for %u "
+            "events\n",
+            idle_kb, idle_after_kb, hwm, cpu_all, B.nsent);
+    /* the last phase must not be empty for the report */
+    rc = report(argv[3], ph, nph, idle_kb, idle_after_kb, hwm, cpu_all, B.nsent, load0) ? 1 : 0;
+    if (B.ndone != B.nsent) /* a backlog when the run ended, not a loss */
+        fprintf(stderr, "bench: %u of %u events still in flight at the end\n", B.nsent - B.ndone,
+                B.nsent);
+out:
+    if (B.pid && !B.exited) {
+        uv_process_kill(&B.proc, SIGTERM);
+        run_until(never, 3000000000LL);
+        if (!B.exited)
+            uv_process_kill(&B.proc, SIGKILL);
+    }
+    if (B.proc.loop)
+        uv_close((uv_handle_t *)&B.proc, NULL);
+    if (B.errp.loop)
+        uv_close((uv_handle_t *)&B.errp, NULL);
+    if (B.tick.loop)
+        uv_close((uv_handle_t *)&B.tick, NULL);
+    slack_standin_free(B.sd);
+    uv_run(&B.loop, UV_RUN_DEFAULT);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", B.dir);
+    if (system(cmd))
+        fprintf(stderr, "bench: cannot remove %s\n", B.dir);
+    free(B.evs);
+    return rc;
+}
