@@ -33,6 +33,8 @@ struct http_sock {
     bool closing;
 };
 
+#define HTTP_POOL 16
+
 struct ob_http {
     uv_loop_t *loop;
     CURLM *multi;
@@ -44,6 +46,10 @@ struct ob_http {
     bool freeing;      /* ob_http_free was called */
     bool free_pending; /* ob_http_free was called at depth > 0 */
     int open_handles;  /* uv handles not yet closed (timer + polls) */
+    /* Finished easy handles, reset and kept for reuse: a new one per
+     * request was most of the client's allocations in the profile. */
+    CURL *pool[HTTP_POOL];
+    size_t npool;
 };
 
 struct ob_http_call {
@@ -335,8 +341,16 @@ static void call_free(struct ob_http_call *c)
 {
     if (!c)
         return;
-    if (c->easy)
-        curl_easy_cleanup(c->easy);
+    if (c->easy) {
+        struct ob_http *h = c->h;
+
+        if (h && !h->freeing && h->npool < HTTP_POOL) {
+            curl_easy_reset(c->easy);
+            h->pool[h->npool++] = c->easy;
+        } else {
+            curl_easy_cleanup(c->easy);
+        }
+    }
     curl_slist_free_all(c->headers);
     free(c->body);
     free(c->hdr);
@@ -521,6 +535,8 @@ static void http_release(struct ob_http *h)
     }
     curl_multi_cleanup(h->multi); /* may still report CURL_POLL_REMOVE */
     h->multi = NULL;
+    while (h->npool)
+        curl_easy_cleanup(h->pool[--h->npool]);
     while (h->socks) {
         uv_poll_stop(&h->socks->poll);
         sock_close(h->socks);
@@ -587,7 +603,7 @@ int ob_http_request(struct ob_http *h, const struct ob_http_req *req, ob_http_cb
         }
         c->headers = n;
     }
-    c->easy = curl_easy_init();
+    c->easy = h->npool ? h->pool[--h->npool] : curl_easy_init();
     if (!c->easy) {
         rc = OB_ENOMEM;
         goto out;
