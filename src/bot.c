@@ -28,6 +28,7 @@ static const char *const req_state_names[] = {"new", "asking", "deciding", "runn
 
 static void finish_shutdown(struct ob_bot *bot);
 static void release_cb(uv_timer_t *t);
+static void start_kick_cb(uv_idle_t *h);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -491,12 +492,10 @@ void ob__start_action(struct ob_request *req)
     d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "command", cmd);
     id = ob__req_audit(req, "started", "opsbot", d);
-    /* Durable before anything runs: after a crash the trail says what began. */
-    rc = id ? ob_store_flush(bot->store) : OB_ESTORE;
-    if (rc) {
-        if (id)
-            ob__store_failed(bot, rc, "the durable flush before an action");
-        /* No audit id or chain: nothing of this request became durable. */
+    /* Durable before anything runs: after a crash the trail says what
+     * began. The commit is grouped: every action started in this loop turn
+     * is committed by one fsync in flush_cb, then spawned. */
+    if (!id) {
         sayf(req, 0, "not run: the audit trail cannot be written (%s)", bot->store_why);
         ob__request_end(req);
         return;
@@ -504,16 +503,52 @@ void ob__start_action(struct ob_request *req)
     set_state(req, RQ_RUNNING);
     snprintf(req->running_text, sizeof(req->running_text), "[#%lld] running: %s", (long long)id,
              cmd);
-    req->post_refs++;
-    if (ob__post_raw(bot, req->ad, req->channel, req->thread, 0, NULL, req->running_text,
-                     running_posted, req))
-        req->post_refs--;
     eo.on_progress = exec_progress;
-    rc = ob_exec_start_ex(bot->exec, &req->prop, &eo, exec_done, req);
-    if (rc) {
-        id = ob__req_audit(req, "failed", "opsbot", NULL);
-        ob__say_final(req, "[#%lld] failed: %s", (long long)id, ob_strerror(rc));
-        ob__request_end(req);
+    req->start_opts = eo;
+    req->next_start = NULL;
+    *bot->start_tail = req;
+    bot->start_tail = &req->next_start;
+    uv_idle_start(&bot->start_kick, start_kick_cb);
+}
+
+/* Queued actions make poll return at once: flush_cb (a check handle, after
+ * poll) then commits and starts them in this loop turn. */
+static void start_kick_cb(uv_idle_t *h)
+{
+    uv_idle_stop(h);
+}
+
+/* Runs the queued actions once their "started" records are durable (rc 0),
+ * or refuses them all when the commit failed. */
+static void start_queued(struct ob_bot *bot, int rc)
+{
+    struct ob_request *req = bot->start_queue;
+
+    bot->start_queue = NULL;
+    bot->start_tail = &bot->start_queue;
+    while (req) {
+        struct ob_request *next = req->next_start;
+        int64_t id;
+
+        req->next_start = NULL;
+        if (rc) {
+            sayf(req, 0, "not run: the audit trail cannot be written (%s)", bot->store_why);
+            ob__request_end(req);
+            req = next;
+            continue;
+        }
+        req->post_refs++;
+        if (ob__post_raw(bot, req->ad, req->channel, req->thread, 0, NULL, req->running_text,
+                         running_posted, req))
+            req->post_refs--;
+        rc = ob_exec_start_ex(bot->exec, &req->prop, &req->start_opts, exec_done, req);
+        if (rc) {
+            id = ob__req_audit(req, "failed", "opsbot", NULL);
+            ob__say_final(req, "[#%lld] failed: %s", (long long)id, ob_strerror(rc));
+            ob__request_end(req);
+            rc = 0;
+        }
+        req = next;
     }
 }
 
@@ -1205,7 +1240,10 @@ static void flush_cb(uv_check_t *c)
     int rc = ob_store_flush(bot->store);
 
     if (rc)
-        ob__store_failed(bot, rc, "commit");
+        ob__store_failed(bot, rc, bot->start_queue ? "the durable flush before an action"
+                                                   : "commit");
+    if (bot->start_queue)
+        start_queued(bot, rc);
 }
 
 /* The state file's directory is created on first start (mkdir -p). */
@@ -1278,8 +1316,12 @@ int ob_bot_new(struct ob_bot **out, uv_loop_t *loop, struct ob_bundle *b, const 
     if (rc)
         goto fail;
     exec_http(bot);
+    bot->start_tail = &bot->start_queue;
+    uv_idle_init(loop, &bot->start_kick);
+    bot->start_kick.data = bot;
     uv_check_init(loop, &bot->flush_check);
     bot->flush_check.data = bot;
+    bot->open_handles = 5; /* flush_check, start_kick and the three timers */
     uv_check_start(&bot->flush_check, flush_cb);
     uv_unref((uv_handle_t *)&bot->flush_check);
     uv_timer_init(loop, &bot->expiry_timer);
@@ -1497,6 +1539,7 @@ int ob_bot_handle_signals(struct ob_bot *bot, bool hold)
 
     for (int i = 0; i < 3; i++) {
         uv_signal_init(bot->loop, sigs[i]);
+        bot->open_handles++;
         sigs[i]->data = bot;
         uv_signal_start(sigs[i], signal_cb, nums[i]);
         if (!hold)
@@ -1512,6 +1555,8 @@ static void grace_cb(uv_timer_t *t)
 
     ob_warn("pipeline", "shutdown grace over: %zu action(s) still running are killed",
             bot->running);
+    bot->start_queue = NULL; /* queued ones are RQ_RUNNING: freed below */
+    bot->start_tail = &bot->start_queue;
     for (struct ob_request *r = bot->requests, *next; r; r = next) {
         next = r->next;
         if (r->state == RQ_RUNNING) {
@@ -1554,6 +1599,40 @@ static void release_transport(struct ob_bot *bot)
     }
 }
 
+/* Every uv handle embedded in the bot closes through here: uv_close needs
+ * the memory until the callback, so the bot is freed by the last one when
+ * ob_bot_free came first (a bot freed before its loop drained). */
+static void handle_closed(uv_handle_t *h)
+{
+    struct ob_bot *bot = h->data;
+
+    if (--bot->open_handles == 0 && bot->free_pending)
+        free(bot);
+}
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, handle_closed);
+}
+
+/* The check, the timers (the release timer only with release) and the
+ * signal handles. */
+static void close_handles(struct ob_bot *bot, bool release)
+{
+    close_handle((uv_handle_t *)&bot->flush_check);
+    close_handle((uv_handle_t *)&bot->start_kick);
+    close_handle((uv_handle_t *)&bot->expiry_timer);
+    close_handle((uv_handle_t *)&bot->grace_timer);
+    if (bot->signals) {
+        close_handle((uv_handle_t *)&bot->sig_hup);
+        close_handle((uv_handle_t *)&bot->sig_term);
+        close_handle((uv_handle_t *)&bot->sig_int);
+    }
+    if (release)
+        close_handle((uv_handle_t *)&bot->release_timer);
+}
+
 static void release_cb(uv_timer_t *t)
 {
     struct ob_bot *bot = t->data;
@@ -1561,8 +1640,7 @@ static void release_cb(uv_timer_t *t)
     if (bot->posts_in_flight)
         return; /* post_done re-arms the timer when the last one lands */
     release_transport(bot);
-    if (!uv_is_closing((uv_handle_t *)t))
-        uv_close((uv_handle_t *)t, NULL);
+    close_handle((uv_handle_t *)t);
 }
 
 static void finish_shutdown(struct ob_bot *bot)
@@ -1599,14 +1677,7 @@ static void finish_shutdown(struct ob_bot *bot)
         ob_http_free(bot->http);
         bot->http = NULL;
     }
-    uv_close((uv_handle_t *)&bot->flush_check, NULL);
-    uv_close((uv_handle_t *)&bot->expiry_timer, NULL);
-    uv_close((uv_handle_t *)&bot->grace_timer, NULL);
-    if (bot->signals) {
-        uv_close((uv_handle_t *)&bot->sig_hup, NULL);
-        uv_close((uv_handle_t *)&bot->sig_term, NULL);
-        uv_close((uv_handle_t *)&bot->sig_int, NULL);
-    }
+    close_handles(bot, false);
 }
 
 void ob_bot_free(struct ob_bot *bot)
@@ -1626,8 +1697,7 @@ void ob_bot_free(struct ob_bot *bot)
     }
     bot->posts_in_flight = 0;
     ob__diagnose_shutdown(bot);
-    if (!uv_is_closing((uv_handle_t *)&bot->release_timer))
-        uv_close((uv_handle_t *)&bot->release_timer, NULL);
+    close_handles(bot, true);
     while (bot->approvals) {
         struct pending *pa = bot->approvals;
 
@@ -1638,7 +1708,12 @@ void ob_bot_free(struct ob_bot *bot)
     ob_log_set_redactor(NULL);
     ob_bundle_unref(bot->bundle);
     free(bot->config_path);
-    free(bot);
+    /* Freed before its loop drained (tests): the handles above close on
+     * the caller's next uv_run, and the memory goes with the last one. */
+    if (bot->open_handles == 0)
+        free(bot);
+    else
+        bot->free_pending = true;
 }
 
 int ob_bot_exit_status(const struct ob_bot *bot)

@@ -40,6 +40,8 @@ struct ob_request {
     struct ob_msgref running_ref;
     bool has_running_ref;
     int post_refs; /* posts whose callback still points here */
+    struct ob_request *next_start; /* in bot->start_queue */
+    struct ob_exec_start_opts start_opts;
     bool dead;     /* ended while post_refs > 0: freed by the last callback */
 };
 
@@ -83,6 +85,10 @@ struct ob_bot {
     size_t posts_in_flight;
     struct post_ctx *post_list; /* bot.c: their contexts */
     uv_check_t flush_check;
+    /* Actions whose "started" record waits for this loop turn's durable
+     * commit (group commit): started together right after it. */
+    struct ob_request *start_queue, **start_tail;
+    uv_idle_t start_kick; /* keeps the loop from blocking in poll meanwhile */
     uv_timer_t expiry_timer;
     uv_timer_t grace_timer;
     uv_timer_t release_timer; /* frees adapters + lws after the last post */
@@ -92,6 +98,8 @@ struct ob_bot {
     bool closed;
     int exit_status;
     /* recovery.c: the state store cannot be written (requests refused). */
+    int open_handles;  /* embedded uv handles not closed yet */
+    bool free_pending; /* ob_bot_free ran: the last handle frees the bot */
     bool store_failing;
     int64_t store_probe_ms; /* no write is tried before this */
     char store_why[256];
