@@ -1240,8 +1240,8 @@ static void flush_cb(uv_check_t *c)
     int rc = ob_store_flush(bot->store);
 
     if (rc)
-        ob__store_failed(bot, rc, bot->start_queue ? "the durable flush before an action"
-                                                   : "commit");
+        ob__store_failed(bot, rc,
+                         bot->start_queue ? "the durable flush before an action" : "commit");
     if (bot->start_queue)
         start_queued(bot, rc);
 }

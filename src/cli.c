@@ -570,14 +570,13 @@ static int cmd_teams_package(int argc, char **argv)
     }
     sec = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(ob_config_root(cfg), "platforms"), "teams");
-    if (!cJSON_IsObject(sec) ||
-        ob_cfg_string(cfg, sec, "app_id", true, NULL, &app_id, &d) || !app_id || !*app_id ||
-        strspn(app_id, "0123456789abcdefABCDEF-") != strlen(app_id) || strlen(app_id) > 64) {
+    if (!cJSON_IsObject(sec) || ob_cfg_string(cfg, sec, "app_id", true, NULL, &app_id, &d) ||
+        !app_id || !*app_id || strspn(app_id, "0123456789abcdefABCDEF-") != strlen(app_id) ||
+        strlen(app_id) > 64) {
         ob_diag_print(&d, stderr);
         ob_diag_release(&d);
         ob_config_free(cfg);
-        return fail("%s: platforms.teams.app_id must be the bot's Microsoft App ID (a GUID)",
-                    path);
+        return fail("%s: platforms.teams.app_id must be the bot's Microsoft App ID (a GUID)", path);
     }
     ob_diag_release(&d);
     if (!assets)

@@ -39,10 +39,10 @@ struct ob_request {
     char running_text[1100];
     struct ob_msgref running_ref;
     bool has_running_ref;
-    int post_refs; /* posts whose callback still points here */
+    int post_refs;                 /* posts whose callback still points here */
     struct ob_request *next_start; /* in bot->start_queue */
     struct ob_exec_start_opts start_opts;
-    bool dead;     /* ended while post_refs > 0: freed by the last callback */
+    bool dead; /* ended while post_refs > 0: freed by the last callback */
 };
 
 /* One recent message of a thread (LLM context), already redacted. */

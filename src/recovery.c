@@ -24,7 +24,7 @@
 #include "opsbot/err.h"
 #include "opsbot/util.h"
 
-#define UNFINISHED_MAX 1000 /* reported at one start; the rest at the next */
+#define UNFINISHED_MAX 1000  /* reported at one start; the rest at the next */
 #define STORE_PROBE_MS 10000 /* refusals without trying the store in between */
 
 /* ---- a failing state store ----------------------------------------------- */
@@ -36,8 +36,9 @@ void ob__store_failed(struct ob_bot *bot, int err, const char *what)
     snprintf(bot->store_why, sizeof(bot->store_why), "%s: %s", ob_strerror(err),
              detail && *detail ? detail : "unknown error");
     if (!bot->store_failing)
-        ob_error("store", "%s failed (%s): new requests are refused until the state store can "
-                          "be written again",
+        ob_error("store",
+                 "%s failed (%s): new requests are refused until the state store can "
+                 "be written again",
                  what, bot->store_why);
     bot->store_failing = true;
     bot->store_probe_ms = ob_now_ms() + STORE_PROBE_MS;
@@ -68,8 +69,8 @@ bool ob__store_refuses(struct ob_bot *bot, struct ob_adapter *ad, const struct o
         }
         ob__store_failed(bot, rc, "probe");
     }
-    ob_warn("pipeline", "event from %s:%s refused: the state store cannot be written",
-            ev->platform, ev->user ? ev->user : "?");
+    ob_warn("pipeline", "event from %s:%s refused: the state store cannot be written", ev->platform,
+            ev->user ? ev->user : "?");
     if (ev->kind == OB_EV_MESSAGE && ev->addressed &&
         asprintf(&line,
                  "not taking requests: the audit trail cannot be written (%s). Nothing was run; "
@@ -157,13 +158,15 @@ static void report_one(struct ob_bot *bot, struct cut_off *c)
     cJSON_AddNumberToObject(d, "started", (double)c->started_id);
     if (c->command[0])
         cJSON_AddStringToObject(d, "command", c->command);
-    cJSON_AddStringToObject(d, "why", "opsbot stopped while the action was running (killed, "
-                                      "crashed or lost power); it was not re-run");
+    cJSON_AddStringToObject(d, "why",
+                            "opsbot stopped while the action was running (killed, "
+                            "crashed or lost power); it was not re-run");
     tmp.bot = bot;
     id = ob__audit(bot, &tmp, c->request_id, "outcome_unknown", "opsbot", c->platform, c->channel,
                    c->action, d);
-    ob_warn("pipeline", "%s: %s had started (audit #%lld) when opsbot stopped: outcome unknown, not "
-                        "re-run",
+    ob_warn("pipeline",
+            "%s: %s had started (audit #%lld) when opsbot stopped: outcome unknown, not "
+            "re-run",
             c->request_id, c->action, (long long)c->started_id);
     if (!ad)
         return; /* the platform is no longer configured: the trail says it */
@@ -172,8 +175,8 @@ static void report_one(struct ob_bot *bot, struct cut_off *c)
                  "stopped; it was NOT re-run%s%s%s. Check its effect before asking again.\n"
                  "audit #%lld · chain %s",
                  (long long)id, c->action, c->command[0] ? c->command : "built-in",
-                 (long long)c->started_id, c->requester[0] ? " (requested by " : "",
-                 c->requester, c->requester[0] ? ")" : "", (long long)id,
+                 (long long)c->started_id, c->requester[0] ? " (requested by " : "", c->requester,
+                 c->requester[0] ? ")" : "", (long long)id,
                  ob__short_hash(tmp.last_hash, h, sizeof(h))) < 0)
         return;
     ob__post_raw(bot, ad, c->channel, c->thread, 0, NULL, text, NULL, NULL);

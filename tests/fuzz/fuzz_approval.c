@@ -39,9 +39,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < ap[0].nmsgs; i++)
             ob_approval_has_msg(&ap[0], ap[0].msgs[i].channel, ap[0].msgs[i].message);
         for (size_t i = 0; i < 6 && ap[0].state == OB_APPROVAL_PENDING; i++) {
-            enum ob_vote v = ob_approval_vote(&ap[0], i % 2 ? ap[0].requester : "console:oncall",
-                                              i < 3, emoji[i], ap[0].created_ms + 1, why,
-                                              sizeof(why));
+            enum ob_vote v =
+                ob_approval_vote(&ap[0], i % 2 ? ap[0].requester : "console:oncall", i < 3,
+                                 emoji[i], ap[0].created_ms + 1, why, sizeof(why));
 
             if (v == OB_VOTE_COUNTED && ap[0].nvotes > (size_t)ap[0].needed)
                 abort();

@@ -60,8 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     for (line = in; line && n < MAX_RECORDS; line = next, n++) {
         struct ob_audit_entry e = {0};
-        const char **f[] = {&e.request_id, &e.step,    &e.actor, &e.platform,
-                            &e.channel,    &e.action,  &e.detail};
+        const char **f[] = {&e.request_id, &e.step,   &e.actor, &e.platform,
+                            &e.channel,    &e.action, &e.detail};
         char *field = line;
 
         next = fuzz_cut(line, '\n');

@@ -16,8 +16,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static void walk(const struct ob_config *cfg, const cJSON *obj, struct ob_diag *d)
 {
-    static const char *const allowed[] = {"bot", "log", "exec", "redact", "platforms", "actions",
-                                          "policies", NULL};
+    static const char *const allowed[] = {"bot",       "log",     "exec",     "redact",
+                                          "platforms", "actions", "policies", NULL};
     const cJSON *it;
     char where[1024];
 

@@ -44,8 +44,9 @@ const char *fuzz_sandbox(void)
         "- name: ping\n  description: ping a service\n  risk: read\n  params:\n"
         "    service: {type: string, pattern: '^[a-z]+$', required: true}\n"
         "  rules: ['ping (?<service>[a-z]+)']\n");
-    put(sandbox, "p.yaml", "groups: {ops: [console:dev]}\nrules: [{name: r, group: ops, "
-                           "action: ping, effect: allow}]\n");
+    put(sandbox, "p.yaml",
+        "groups: {ops: [console:dev]}\nrules: [{name: r, group: ops, "
+        "action: ping, effect: allow}]\n");
     return sandbox;
 }
 

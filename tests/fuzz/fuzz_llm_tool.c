@@ -26,8 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ob_llm_tool_call(S.cat, name, args, r);
     if (r->outcome == OB_LLM_PROPOSAL)
         fuzz_check_parse(S.cat, &r->parse);
-    if (r->outcome == OB_LLM_CLARIFY &&
-        !ob_utf8_valid(r->text, strnlen(r->text, sizeof(r->text))))
+    if (r->outcome == OB_LLM_CLARIFY && !ob_utf8_valid(r->text, strnlen(r->text, sizeof(r->text))))
         abort();
     free(r);
     free(name);

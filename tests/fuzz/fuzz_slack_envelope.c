@@ -30,8 +30,8 @@ static void to_event(const struct ob_slack_self *self, const struct ob_slack_env
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const channels[] = {"C0OPS", "D0DEV"};
-    struct ob_slack_self mentions = {.user_id = "UBOT", .bot_id = "BBOT",
-                                     .channels = channels, .nchannels = 2};
+    struct ob_slack_self mentions = {
+        .user_id = "UBOT", .bot_id = "BBOT", .channels = channels, .nchannels = 2};
     struct ob_slack_self all = {.user_id = "UBOT", .bot_id = "BBOT", .listen_all = true};
     struct ob_slack_envelope env;
     char err[160];

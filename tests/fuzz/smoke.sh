@@ -63,6 +63,15 @@ else
     done
 fi
 
+# One smoke run at a time per build directory (they share fuzz-out/).
+mkdir -p "$BUILD"
+exec 9>"$BUILD/.smoke.lock"
+if command -v flock >/dev/null 2>&1 && ! flock -w 600 9; then
+    echo "  fuzz build: FAILED (another smoke run holds $BUILD/.smoke.lock)"
+    echo "fuzz smoke: 0 passed, 1 failed"
+    exit 1
+fi
+
 if ! command -v clang >/dev/null 2>&1; then
     echo "  fuzz build: FAILED (clang not found: apt-get install clang libclang-rt-14-dev)"
     echo "fuzz smoke: 0 passed, 1 failed"

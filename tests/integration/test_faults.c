@@ -297,8 +297,9 @@ static int fleet_restarts(const char *state_dir, const char *service, const char
     const char *p;
 
     snprintf(path, sizeof(path), "%s/fleet-status.txt", state_dir);
-    snprintf(cmd, sizeof(cmd), "FLEET_STATE='%s/fleet' '%s/deploy/demo/fleet.sh' status %s %s >'%s' 2>&1",
-             state_dir, src_root(), service, env, path);
+    snprintf(cmd, sizeof(cmd),
+             "FLEET_STATE='%s/fleet' '%s/deploy/demo/fleet.sh' status %s %s >'%s' 2>&1", state_dir,
+             src_root(), service, env, path);
     if (system(cmd) != 0)
         return -1;
     out = slurp(path);
@@ -393,8 +394,7 @@ static void test_refresh_during_burst(void **state)
         if (i == BURST / 2)
             assert_int_equal(slack_standin_disconnect(F->sd, "refresh_requested"), 0);
         /* Slack keeps using the old socket until the new one is up. */
-        if (i > BURST / 2 && slack_standin_newest(F->sd) != old &&
-            slack_standin_hellos(F->sd) >= 2)
+        if (i > BURST / 2 && slack_standin_newest(F->sd) != old && slack_standin_hellos(F->sd) >= 2)
             slack_standin_target(F->sd, 0);
         /* Help (built in) and, every fourth, a read (an exec job). */
         if (i % 4 == 1)
@@ -431,9 +431,11 @@ static void test_refresh_during_burst(void **state)
     assert_int_equal(slack_standin_envelopes(F->sd), BURST + retried);
     /* Every request of the burst answered exactly once, in its thread. */
     for (int i = 0; i < BURST; i++) {
-        if (count_in_thread(F, "understood:", ts[i]) != 1 || count_in_thread(F, "audit #", ts[i]) != 1)
+        if (count_in_thread(F, "understood:", ts[i]) != 1 ||
+            count_in_thread(F, "audit #", ts[i]) != 1)
             fail_msg("message %d (%s) answered %zu/%zu times", i, ts[i],
-                     count_in_thread(F, "understood:", ts[i]), count_in_thread(F, "audit #", ts[i]));
+                     count_in_thread(F, "understood:", ts[i]),
+                     count_in_thread(F, "audit #", ts[i]));
     }
     assert_int_equal(slack_standin_opens(F->sd), 2);
     fx_stop(F, false);
@@ -616,6 +618,46 @@ static void test_redelivery_storm(void **state)
     fx_stop(F, false);
 }
 
+/* ---- a bot freed before its loop drained ----------------------------------- */
+
+static void walk_read(uv_handle_t *h, void *arg)
+{
+    /* Instrumented read: ASan reports a handle living in freed memory. */
+    *(size_t *)arg += h->type == UV_UNKNOWN_HANDLE;
+}
+
+/* Found by this matrix (SIGSEGV in uv_walk under MALLOC_PERTURB_, after
+ * test_5xx_every_call): ob_bot_free freed the bot while its timers, check
+ * and signal handles were still closing. Now the last close frees it. */
+static void test_bot_freed_before_drain(void **state)
+{
+    struct ob_bundle *b = NULL;
+    struct ob_bot *bot = NULL;
+    struct ob_diag d;
+    uv_loop_t loop;
+    char dir[] = "/tmp/ob-faults-XXXXXX", path[512];
+    size_t odd = 0;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    setenv("OPSBOT_STATE_DIR", dir, 1);
+    snprintf(path, sizeof(path), "%s/deploy/demo/opsbot.yaml", src_root());
+    assert_int_equal(uv_loop_init(&loop), 0);
+    ob_diag_init(&d);
+    assert_int_equal(ob_bundle_load(&b, path, &d), 0);
+    ob_diag_release(&d);
+    assert_int_equal(ob_bot_new(&bot, &loop, b, path), 0);
+    assert_int_equal(ob_bot_start(bot), 0);
+    assert_int_equal(ob_bot_handle_signals(bot, false), 0);
+    ob_bot_shutdown(bot);
+    ob_bot_free(bot); /* the loop has not run: every close is pending */
+    uv_walk(&loop, walk_read, &odd);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(odd, 0);
+    rm_rf(dir);
+}
+
 /* ==== the binary as a child process ========================================= */
 
 struct proc {
@@ -773,8 +815,8 @@ static void proc_release(struct proc *p)
 
 static void proc_dump(const struct proc *p, const char *what)
 {
-    fprintf(stderr, "---- %s: stdout ----\n%s\n---- stderr (last 3 KiB) ----\n%s\n", what,
-            p->obuf, p->elen > 3072 ? p->ebuf + p->elen - 3072 : p->ebuf);
+    fprintf(stderr, "---- %s: stdout ----\n%s\n---- stderr (last 3 KiB) ----\n%s\n", what, p->obuf,
+            p->elen > 3072 ? p->ebuf + p->elen - 3072 : p->ebuf);
 }
 
 /* `opsbot audit verify` on the state; its output into out (malloc'd). */
@@ -973,6 +1015,7 @@ int main(void)
         cmocka_unit_test_teardown(test_llm_timeout, teardown),
         cmocka_unit_test_teardown(test_exec_ignores_sigterm, teardown),
         cmocka_unit_test_teardown(test_redelivery_storm, teardown),
+        cmocka_unit_test(test_bot_freed_before_drain),
         cmocka_unit_test(test_disk_full),
         cmocka_unit_test(test_sigkill_restart),
     };

@@ -1052,11 +1052,9 @@ static void relay_accept(uv_stream_t *server, int status)
 }
 
 /* A text frame announcing 200 payload bytes, then only part of them. */
-static const unsigned char cut_frame[] = {
-    0x81, 0x7e, 0x00, 0xc8, '{', '"', 'e', 'n', 'v', 'e', 'l', 'o', 'p', 'e', '_', 'i', 'd',
-    '"', ':', '"', 'c', 'u', 't', '-', '1', '"', ',', '"', 't', 'y', 'p', 'e', '"', ':', '"',
-    'e', 'v', 'e', 'n', 't', 's', '_', 'a', 'p', 'i', '"', ',', '"', 'p', 'a', 'y', 'l', 'o',
-    'a', 'd', '"', ':', '{', '"', 'e', 'v', 'e', 'n', 't', '"', ':', '{'};
+static const char cut_frame[] = "\x81\x7e\x00\xc8"
+                                "{\"envelope_id\":\"cut-1\",\"type\":\"events_api\","
+                                "\"payload\":{\"event\":{";
 
 static void cut_written(uv_write_t *w, int status)
 {
@@ -1073,7 +1071,7 @@ size_t slack_standin_cut_midframe(struct slack_standin *s)
 
     for (struct pair *p = s->pairs; p; p = p->next) {
         uv_write_t *w;
-        uv_buf_t b = uv_buf_init((char *)cut_frame, sizeof(cut_frame));
+        uv_buf_t b = uv_buf_init((char *)cut_frame, sizeof(cut_frame) - 1);
 
         if (p->closing || p->silent)
             continue;

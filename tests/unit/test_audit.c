@@ -372,6 +372,46 @@ static void test_each_order(void **state)
     ob_store_close(s);
 }
 
+/* Actions cut off by a stop: `started` with nothing after it that ends it. */
+static void test_unfinished(void **state)
+{
+    struct ob_store *s = open_mem();
+    struct collect c = {0};
+
+    (void)state;
+    append(s, "r-done", "started", "opsbot", "{\"command\":\"a\"}", T0);    /* 1 */
+    append(s, "r-cut", "started", "opsbot", "{\"command\":\"b\"}", T0 + 1); /* 2 */
+    append(s, "r-done", "finished", "opsbot", "{}", T0 + 2);                /* 3 */
+    append(s, "r-fail", "started", "opsbot", NULL, T0 + 3);                 /* 4 */
+    append(s, "r-fail", "failed", "opsbot", NULL, T0 + 4);                  /* 5 */
+    append(s, "r-known", "started", "opsbot", NULL, T0 + 5);                /* 6 */
+    append(s, "r-known", "outcome_unknown", "opsbot", NULL, T0 + 6);        /* 7 */
+    append(s, "r-other", "received", "console:dev", NULL, T0 + 7);          /* 8 */
+    append(s, "r-cut2", "started", "opsbot", NULL, T0 + 8);                 /* 9 */
+    /* An approval run again later: finished before, started again after. */
+    append(s, "r-again", "finished", "opsbot", NULL, T0 + 9); /* 10 */
+    append(s, "r-again", "started", "opsbot", NULL, T0 + 10); /* 11 */
+
+    assert_int_equal(ob_audit_unfinished(s, collect_cb, &c), 0);
+    assert_int_equal(c.n, 3);
+    assert_int_equal(c.ids[0], 2);
+    assert_int_equal(c.ids[1], 9);
+    assert_int_equal(c.ids[2], 11);
+    assert_string_equal(c.steps[0], "started");
+    /* Closing one takes it off the list. */
+    append(s, "r-cut", "outcome_unknown", "opsbot", NULL, T0 + 11);
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(ob_audit_unfinished(s, collect_cb, &c), 0);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.ids[0], 9);
+    /* The callback's non-zero return stops the walk and is returned. */
+    memset(&c, 0, sizeof(c));
+    c.stop_after = 1;
+    assert_int_equal(ob_audit_unfinished(s, collect_cb, &c), 7);
+    assert_int_equal(ob_audit_unfinished(s, NULL, &c), OB_EINVAL);
+    ob_store_close(s);
+}
+
 /* ---- export ----------------------------------------------------------------- */
 
 static char *export(struct ob_store *s, enum ob_audit_format fmt, int64_t since, int64_t until)
@@ -677,6 +717,7 @@ int main(void)
         cmocka_unit_test(test_append_atomic),
         cmocka_unit_test(test_sanitize),
         cmocka_unit_test(test_each_order),
+        cmocka_unit_test(test_unfinished),
         cmocka_unit_test(test_export_csv),
         cmocka_unit_test(test_export_jsonl),
         cmocka_unit_test(test_export_html),
