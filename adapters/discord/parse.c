@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "opsbot/json.h"
 #include "opsbot/discord.h"
 #include "opsbot/err.h"
 #include "opsbot/util.h"
@@ -14,18 +15,6 @@
 #define FRAME_MAX (8 * 1024 * 1024)
 #define TEXT_MAX (64 * 1024)
 #define HEARTBEAT_MAX_MS (10 * 60 * 1000)
-
-static const cJSON *member(const cJSON *o, const char *key)
-{
-    return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
-}
-
-static const char *str(const cJSON *o, const char *key)
-{
-    const cJSON *it = member(o, key);
-
-    return cJSON_IsString(it) ? it->valuestring : NULL;
-}
 
 /* Snowflakes: 1..25 ASCII digits. */
 static bool snowflake_ok(const char *s)
@@ -128,14 +117,14 @@ int ob_discord_parse_payload(const char *json, size_t len, struct ob_discord_pay
         snprintf(err, errlen, "payload is not a JSON object");
         return OB_EPARSE;
     }
-    op = member(out->root, "op");
+    op = ob_json_member(out->root, "op");
     if (!int_ok(op, 255)) {
         snprintf(err, errlen, "payload without a valid op");
         return OB_EPARSE;
     }
     out->op = (int)op->valuedouble;
-    out->d = member(out->root, "d");
-    s = member(out->root, "s");
+    out->d = ob_json_member(out->root, "d");
+    s = ob_json_member(out->root, "s");
     if (s && !cJSON_IsNull(s)) {
         if (!int_ok(s, 9007199254740991.0)) {
             snprintf(err, errlen, "op %d: s is not a sequence number", out->op);
@@ -143,7 +132,7 @@ int ob_discord_parse_payload(const char *json, size_t len, struct ob_discord_pay
         }
         out->s = (int64_t)s->valuedouble;
     }
-    t = member(out->root, "t");
+    t = ob_json_member(out->root, "t");
     if (t && !cJSON_IsNull(t)) {
         const char *v = cJSON_IsString(t) ? t->valuestring : NULL;
         size_t n = v ? strlen(v) : 0;
@@ -168,7 +157,7 @@ int ob_discord_parse_payload(const char *json, size_t len, struct ob_discord_pay
         }
         break;
     case OB_DISCORD_OP_HELLO: {
-        const cJSON *hb = member(out->d, "heartbeat_interval");
+        const cJSON *hb = ob_json_member(out->d, "heartbeat_interval");
 
         if (!int_ok(hb, HEARTBEAT_MAX_MS) || hb->valuedouble < 1) {
             snprintf(err, errlen, "hello without a usable heartbeat_interval");
@@ -224,12 +213,12 @@ static const char *parent_of(const struct ob_discord_self *self, const char *cha
 
 static void copy_name(char *dst, size_t len, const cJSON *user, const cJSON *mem)
 {
-    const char *n = str(mem, "nick");
+    const char *n = ob_json_str(mem, "nick");
 
     if (!n)
-        n = str(user, "global_name");
+        n = ob_json_str(user, "global_name");
     if (!n)
-        n = str(user, "username");
+        n = ob_json_str(user, "username");
     if (n && ob_utf8_valid(n, strlen(n)) && strlen(n) < len)
         ob_strlcpy(dst, n, len);
 }
@@ -275,7 +264,7 @@ static bool mentions_bot(const cJSON *mentions, const char *bot)
         return false;
     cJSON_ArrayForEach(m, (cJSON_IsArray(mentions) ? mentions : NULL))
     {
-        const char *id = str(m, "id");
+        const char *id = ob_json_str(m, "id");
 
         if (id && !strcmp(id, bot))
             return true;
@@ -286,26 +275,27 @@ static bool mentions_bot(const cJSON *mentions, const char *bot)
 static int message_event(const struct ob_discord_self *self, const cJSON *d,
                          struct ob_discord_event *out)
 {
-    const cJSON *author = member(d, "author"), *type = member(d, "type");
-    const char *content = str(d, "content"), *parent, *guild = str(d, "guild_id");
+    const cJSON *author = ob_json_member(d, "author"), *type = ob_json_member(d, "type");
+    const char *content = ob_json_str(d, "content"), *parent, *guild = ob_json_str(d, "guild_id");
     bool mentioned;
     size_t len;
 
     out->kind = OB_EV_MESSAGE;
     out->source = OB_DISCORD_SRC_MESSAGE;
-    if (!copy_id(out->message, sizeof(out->message), str(d, "id")) ||
-        !copy_id(out->channel, sizeof(out->channel), str(d, "channel_id")) ||
-        !copy_id(out->user, sizeof(out->user), str(author, "id")))
+    if (!copy_id(out->message, sizeof(out->message), ob_json_str(d, "id")) ||
+        !copy_id(out->channel, sizeof(out->channel), ob_json_str(d, "channel_id")) ||
+        !copy_id(out->user, sizeof(out->user), ob_json_str(author, "id")))
         return OB_EPARSE;
     if (guild && !copy_id(out->guild, sizeof(out->guild), guild))
         return OB_EPARSE;
     if (content && strlen(content) > TEXT_MAX)
         return OB_E2BIG;
-    if (cJSON_IsTrue(member(author, "bot")) || cJSON_IsTrue(member(author, "system")))
+    if (cJSON_IsTrue(ob_json_member(author, "bot")) ||
+        cJSON_IsTrue(ob_json_member(author, "system")))
         return ignore(out, "a bot's message");
     if (self->user_id && !strcmp(out->user, self->user_id))
         return ignore(out, "own message");
-    if (str(d, "webhook_id"))
+    if (ob_json_str(d, "webhook_id"))
         return ignore(out, "a webhook's message");
     if (type && !(cJSON_IsNumber(type) && (type->valueint == 0 || type->valueint == 19)))
         return ignore(out, "a system message");
@@ -321,10 +311,10 @@ static int message_event(const struct ob_discord_self *self, const cJSON *d,
         return ignore(out, "no text (is the Message Content intent enabled?)");
     if (!ob_utf8_valid(content, strlen(content)))
         return OB_EUTF8;
-    copy_name(out->user_name, sizeof(out->user_name), author, member(d, "member"));
+    copy_name(out->user_name, sizeof(out->user_name), author, ob_json_member(d, "member"));
     out->text = ob_xstrdup(content);
     mentioned = strip_mentions(out->text, self->user_id) ||
-                mentions_bot(member(d, "mentions"), self->user_id);
+                mentions_bot(ob_json_member(d, "mentions"), self->user_id);
     len = strlen(out->text);
     out->text_len = len;
     out->addressed = out->dm || mentioned;
@@ -335,14 +325,14 @@ static int message_event(const struct ob_discord_self *self, const cJSON *d,
 static int reaction_event(const struct ob_discord_self *self, bool add, const cJSON *d,
                           struct ob_discord_event *out)
 {
-    const cJSON *emoji = member(d, "emoji"), *mem = member(d, "member");
-    const char *name = str(emoji, "name"), *guild = str(d, "guild_id");
+    const cJSON *emoji = ob_json_member(d, "emoji"), *mem = ob_json_member(d, "member");
+    const char *name = ob_json_str(emoji, "name"), *guild = ob_json_str(d, "guild_id");
 
     out->kind = add ? OB_EV_REACTION_ADD : OB_EV_REACTION_REMOVE;
     out->source = OB_DISCORD_SRC_REACTION;
-    if (!copy_id(out->user, sizeof(out->user), str(d, "user_id")) ||
-        !copy_id(out->channel, sizeof(out->channel), str(d, "channel_id")) ||
-        !copy_id(out->message, sizeof(out->message), str(d, "message_id")))
+    if (!copy_id(out->user, sizeof(out->user), ob_json_str(d, "user_id")) ||
+        !copy_id(out->channel, sizeof(out->channel), ob_json_str(d, "channel_id")) ||
+        !copy_id(out->message, sizeof(out->message), ob_json_str(d, "message_id")))
         return OB_EPARSE;
     if (guild && !copy_id(out->guild, sizeof(out->guild), guild))
         return OB_EPARSE;
@@ -350,7 +340,7 @@ static int reaction_event(const struct ob_discord_self *self, bool add, const cJ
         return OB_EPARSE;
     if (self->user_id && !strcmp(out->user, self->user_id))
         return ignore(out, "own reaction");
-    if (cJSON_IsTrue(member(member(mem, "user"), "bot")))
+    if (cJSON_IsTrue(ob_json_member(ob_json_member(mem, "user"), "bot")))
         return ignore(out, "a bot's reaction");
     if (!name || !*name)
         return ignore(out, "reaction without an emoji name");
@@ -364,7 +354,7 @@ static int reaction_event(const struct ob_discord_self *self, bool add, const cJ
     if (!channel_allowed(self, out->thread[0] ? parent_of(self, out->channel) : out->channel,
                          out->dm))
         return ignore(out, "channel not in platforms.discord.channels");
-    copy_name(out->user_name, sizeof(out->user_name), member(mem, "user"), mem);
+    copy_name(out->user_name, sizeof(out->user_name), ob_json_member(mem, "user"), mem);
     snprintf(out->id, sizeof(out->id), "react%c:%s:%s:%s", add ? '+' : '-', out->message, out->user,
              out->emoji);
     return 1;
@@ -373,18 +363,18 @@ static int reaction_event(const struct ob_discord_self *self, bool add, const cJ
 /* The text of /ops: the "request" option (or the first string option). */
 static const char *command_text(const cJSON *data)
 {
-    const cJSON *opts = member(data, "options"), *o;
+    const cJSON *opts = ob_json_member(data, "options"), *o;
     const char *first = NULL;
 
     cJSON_ArrayForEach(o, (cJSON_IsArray(opts) ? opts : NULL))
     {
-        const char *v = str(o, "value");
+        const char *v = ob_json_str(o, "value");
 
         if (!v)
             continue;
         if (!first)
             first = v;
-        if (str(o, "name") && !strcmp(str(o, "name"), "request"))
+        if (ob_json_str(o, "name") && !strcmp(ob_json_str(o, "name"), "request"))
             return v;
     }
     return first;
@@ -393,18 +383,20 @@ static const char *command_text(const cJSON *data)
 static int interaction_event(const struct ob_discord_self *self, const cJSON *d,
                              struct ob_discord_event *out)
 {
-    const cJSON *type = member(d, "type"), *data = member(d, "data"), *mem = member(d, "member");
-    const cJSON *user = mem ? member(mem, "user") : member(d, "user");
-    const char *guild = str(d, "guild_id"), *channel = str(d, "channel_id");
+    const cJSON *type = ob_json_member(d, "type"), *data = ob_json_member(d, "data"),
+                *mem = ob_json_member(d, "member");
+    const cJSON *user = mem ? ob_json_member(mem, "user") : ob_json_member(d, "user");
+    const char *guild = ob_json_str(d, "guild_id"), *channel = ob_json_str(d, "channel_id");
 
     if (!cJSON_IsNumber(type))
         return OB_EPARSE;
-    if (!copy_id(out->interaction_id, sizeof(out->interaction_id), str(d, "id")) ||
-        !token_ok(str(d, "token"), sizeof(out->interaction_token)))
+    if (!copy_id(out->interaction_id, sizeof(out->interaction_id), ob_json_str(d, "id")) ||
+        !token_ok(ob_json_str(d, "token"), sizeof(out->interaction_token)))
         return OB_EPARSE;
-    ob_strlcpy(out->interaction_token, str(d, "token"), sizeof(out->interaction_token));
-    if (str(d, "application_id") &&
-        !copy_id(out->application_id, sizeof(out->application_id), str(d, "application_id")))
+    ob_strlcpy(out->interaction_token, ob_json_str(d, "token"), sizeof(out->interaction_token));
+    if (ob_json_str(d, "application_id") &&
+        !copy_id(out->application_id, sizeof(out->application_id),
+                 ob_json_str(d, "application_id")))
         return OB_EPARSE;
     snprintf(out->id, sizeof(out->id), "%s", out->interaction_id);
     if (type->valueint == 1) {
@@ -413,7 +405,7 @@ static int interaction_event(const struct ob_discord_self *self, const cJSON *d,
     }
     if (type->valueint != 2 && type->valueint != 3)
         return ignore(out, "an interaction type opsbot does not use");
-    if (!copy_id(out->user, sizeof(out->user), str(user, "id")) ||
+    if (!copy_id(out->user, sizeof(out->user), ob_json_str(user, "id")) ||
         !copy_id(out->channel, sizeof(out->channel), channel))
         return OB_EPARSE;
     if (guild && !copy_id(out->guild, sizeof(out->guild), guild))
@@ -422,11 +414,11 @@ static int interaction_event(const struct ob_discord_self *self, const cJSON *d,
         return OB_EPARSE;
     out->dm = !guild;
     copy_name(out->user_name, sizeof(out->user_name), user, mem);
-    if (cJSON_IsTrue(member(user, "bot")))
+    if (cJSON_IsTrue(ob_json_member(user, "bot")))
         return ignore(out, "a bot's interaction");
     if (type->valueint == 3) {
-        const char *cid = str(data, "custom_id");
-        const char *mid = str(member(d, "message"), "id");
+        const char *cid = ob_json_str(data, "custom_id");
+        const char *mid = ob_json_str(ob_json_member(d, "message"), "id");
 
         out->kind = OB_EV_BUTTON;
         out->source = OB_DISCORD_SRC_COMPONENT;
@@ -442,7 +434,7 @@ static int interaction_event(const struct ob_discord_self *self, const cJSON *d,
         return 1;
     }
     {
-        const char *name = str(data, "name"), *text = command_text(data), *parent;
+        const char *name = ob_json_str(data, "name"), *text = command_text(data), *parent;
 
         out->kind = OB_EV_MESSAGE;
         out->source = OB_DISCORD_SRC_COMMAND;

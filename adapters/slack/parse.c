@@ -6,46 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "opsbot/json.h"
 #include "opsbot/err.h"
 #include "opsbot/slack.h"
 #include "opsbot/util.h"
 
 #define FRAME_MAX (1024 * 1024)
-
-static const cJSON *member(const cJSON *o, const char *key)
-{
-    return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
-}
-
-static const char *str(const cJSON *o, const char *key)
-{
-    const cJSON *it = member(o, key);
-
-    return cJSON_IsString(it) ? it->valuestring : NULL;
-}
-
-/* Ids, timestamps and names: printable ASCII without quotes or backslashes,
- * 1..len-1 bytes. */
-static bool id_ok(const char *s, size_t len)
-{
-    size_t n = 0;
-
-    if (!s || !*s)
-        return false;
-    for (; s[n]; n++)
-        if (n + 1 >= len || (unsigned char)s[n] <= 0x20 || (unsigned char)s[n] >= 0x7f ||
-            s[n] == '"' || s[n] == '\\')
-            return false;
-    return true;
-}
-
-static bool copy_id(char *dst, size_t len, const char *s)
-{
-    if (!id_ok(s, len))
-        return false;
-    ob_strlcpy(dst, s, len);
-    return true;
-}
 
 int ob_slack_parse_envelope(const char *json, size_t len, struct ob_slack_envelope *out, char *err,
                             size_t errlen)
@@ -75,24 +41,24 @@ int ob_slack_parse_envelope(const char *json, size_t len, struct ob_slack_envelo
         snprintf(err, errlen, "frame is not a JSON object");
         return OB_EPARSE;
     }
-    t = member(out->root, "type");
+    t = ob_json_member(out->root, "type");
     if (!cJSON_IsString(t)) {
         snprintf(err, errlen, "frame without a type");
         return OB_EPARSE;
     }
     if (!strcmp(t->valuestring, "hello")) {
         out->type = OB_SLACK_HELLO;
-        it = member(out->root, "num_connections");
+        it = ob_json_member(out->root, "num_connections");
         if (cJSON_IsNumber(it) && it->valuedouble >= 0 && it->valuedouble < 1e6)
             out->num_connections = (int)it->valuedouble;
-        it = member(member(out->root, "debug_info"), "approximate_connection_time");
+        it = ob_json_member(ob_json_member(out->root, "debug_info"), "approximate_connection_time");
         if (cJSON_IsNumber(it) && it->valuedouble >= 0 && it->valuedouble < 1e9)
             out->approximate_connection_time = (int64_t)it->valuedouble;
         return 0;
     }
     if (!strcmp(t->valuestring, "disconnect")) {
         out->type = OB_SLACK_DISCONNECT;
-        if (!copy_id(out->reason, sizeof(out->reason), str(out->root, "reason")))
+        if (!ob_id_copy(out->reason, sizeof(out->reason), ob_json_str(out->root, "reason")))
             ob_strlcpy(out->reason, "unknown", sizeof(out->reason));
         return 0;
     }
@@ -103,19 +69,20 @@ int ob_slack_parse_envelope(const char *json, size_t len, struct ob_slack_envelo
     else if (!strcmp(t->valuestring, "slash_commands"))
         out->type = OB_SLACK_SLASH_COMMANDS;
     /* Anything else with an envelope id is acked and ignored. */
-    if (!copy_id(out->envelope_id, sizeof(out->envelope_id), str(out->root, "envelope_id"))) {
+    if (!ob_id_copy(out->envelope_id, sizeof(out->envelope_id),
+                    ob_json_str(out->root, "envelope_id"))) {
         out->envelope_id[0] = '\0';
         if (out->type == OB_SLACK_OTHER)
             return 0; /* e.g. a future informational frame */
         snprintf(err, errlen, "%s envelope without a usable envelope_id", t->valuestring);
         return OB_EPARSE;
     }
-    it = member(out->root, "retry_attempt");
+    it = ob_json_member(out->root, "retry_attempt");
     if (cJSON_IsNumber(it) && it->valuedouble >= 0 && it->valuedouble < 1000)
         out->retry_attempt = (int)it->valuedouble;
     if (out->type == OB_SLACK_OTHER)
         return 0;
-    it = member(out->root, "payload");
+    it = ob_json_member(out->root, "payload");
     if (!cJSON_IsObject(it)) {
         snprintf(err, errlen, "%s envelope without a payload object", t->valuestring);
         return OB_EPARSE; /* envelope_id is set: the caller still acks */
@@ -232,27 +199,29 @@ static int set_text(struct ob_slack_event *out, const char *text, const char *us
 static int message_event(const struct ob_slack_self *self, const cJSON *p, const cJSON *ev,
                          bool mention_event, struct ob_slack_event *out)
 {
-    const char *subtype = str(ev, "subtype"), *user = str(ev, "user"), *text = str(ev, "text");
-    const char *channel = str(ev, "channel"), *ts = str(ev, "ts"), *thread = str(ev, "thread_ts");
-    const char *event_id = str(p, "event_id");
+    const char *subtype = ob_json_str(ev, "subtype"), *user = ob_json_str(ev, "user"),
+               *text = ob_json_str(ev, "text");
+    const char *channel = ob_json_str(ev, "channel"), *ts = ob_json_str(ev, "ts"),
+               *thread = ob_json_str(ev, "thread_ts");
+    const char *event_id = ob_json_str(p, "event_id");
     bool dm;
 
     if (subtype && strcmp(subtype, "thread_broadcast") && strcmp(subtype, "file_share"))
         return ignore(out, "message subtype that is not a person speaking");
-    if (member(ev, "bot_id") && !cJSON_IsNull(member(ev, "bot_id")))
+    if (ob_json_member(ev, "bot_id") && !cJSON_IsNull(ob_json_member(ev, "bot_id")))
         return ignore(out, "a bot's message");
     if (!user)
         return ignore(out, "message without a user");
     if (self->user_id && !strcmp(user, self->user_id))
         return ignore(out, "our own message");
-    if (!copy_id(out->user, sizeof(out->user), user) ||
-        !copy_id(out->channel, sizeof(out->channel), channel) ||
-        !copy_id(out->message, sizeof(out->message), ts))
+    if (!ob_id_copy(out->user, sizeof(out->user), user) ||
+        !ob_id_copy(out->channel, sizeof(out->channel), channel) ||
+        !ob_id_copy(out->message, sizeof(out->message), ts))
         return OB_EPARSE;
-    if (thread && strcmp(thread, ts) && !copy_id(out->thread, sizeof(out->thread), thread))
+    if (thread && strcmp(thread, ts) && !ob_id_copy(out->thread, sizeof(out->thread), thread))
         return OB_EPARSE;
     out->thread_reply = out->thread[0] != '\0';
-    dm = !mention_event && is_dm(channel, str(ev, "channel_type"));
+    dm = !mention_event && is_dm(channel, ob_json_str(ev, "channel_type"));
     out->dm = dm;
     if (!channel_allowed(self, channel, dm))
         return ignore(out, "channel not in platforms.slack.channels");
@@ -266,7 +235,7 @@ static int message_event(const struct ob_slack_self *self, const cJSON *p, const
     } else {
         out->addressed = false;
     }
-    if (!copy_id(out->id, sizeof(out->id), event_id))
+    if (!ob_id_copy(out->id, sizeof(out->id), event_id))
         snprintf(out->id, sizeof(out->id), "msg:%s:%s", out->channel, out->message);
     out->kind = OB_EV_MESSAGE;
     return set_text(out, text, self->user_id);
@@ -275,9 +244,9 @@ static int message_event(const struct ob_slack_self *self, const cJSON *p, const
 static int reaction_event(const struct ob_slack_self *self, const cJSON *p, const cJSON *ev,
                           bool add, struct ob_slack_event *out)
 {
-    const cJSON *item = member(ev, "item");
-    const char *user = str(ev, "user"), *channel = str(item, "channel");
-    const char *item_type = str(item, "type");
+    const cJSON *item = ob_json_member(ev, "item");
+    const char *user = ob_json_str(ev, "user"), *channel = ob_json_str(item, "channel");
+    const char *item_type = ob_json_str(item, "type");
 
     if (!item_type || strcmp(item_type, "message"))
         return ignore(out, "reaction on something that is not a message");
@@ -285,15 +254,15 @@ static int reaction_event(const struct ob_slack_self *self, const cJSON *p, cons
         return ignore(out, "reaction without a user");
     if (self->user_id && !strcmp(user, self->user_id))
         return ignore(out, "our own reaction");
-    if (!copy_id(out->user, sizeof(out->user), user) ||
-        !copy_id(out->channel, sizeof(out->channel), channel) ||
-        !copy_id(out->message, sizeof(out->message), str(item, "ts")) ||
-        !copy_id(out->emoji, sizeof(out->emoji), str(ev, "reaction")))
+    if (!ob_id_copy(out->user, sizeof(out->user), user) ||
+        !ob_id_copy(out->channel, sizeof(out->channel), channel) ||
+        !ob_id_copy(out->message, sizeof(out->message), ob_json_str(item, "ts")) ||
+        !ob_id_copy(out->emoji, sizeof(out->emoji), ob_json_str(ev, "reaction")))
         return OB_EPARSE;
     out->dm = is_dm(channel, NULL);
     if (!channel_allowed(self, channel, out->dm))
         return ignore(out, "channel not in platforms.slack.channels");
-    if (!copy_id(out->id, sizeof(out->id), str(p, "event_id")))
+    if (!ob_id_copy(out->id, sizeof(out->id), ob_json_str(p, "event_id")))
         snprintf(out->id, sizeof(out->id), "reaction:%s:%.30s:%.30s:%.30s:%.40s",
                  add ? "add" : "remove", out->channel, out->message, out->user, out->emoji);
     out->kind = add ? OB_EV_REACTION_ADD : OB_EV_REACTION_REMOVE;
@@ -303,8 +272,8 @@ static int reaction_event(const struct ob_slack_self *self, const cJSON *p, cons
 
 static int events_api(const struct ob_slack_self *self, const cJSON *p, struct ob_slack_event *out)
 {
-    const cJSON *ev = member(p, "event");
-    const char *type = str(p, "type"), *etype = str(ev, "type");
+    const cJSON *ev = ob_json_member(p, "event");
+    const char *type = ob_json_str(p, "type"), *etype = ob_json_str(ev, "type");
 
     if (type && !strcmp(type, "url_verification"))
         return ignore(out, "url_verification");
@@ -314,7 +283,7 @@ static int events_api(const struct ob_slack_self *self, const cJSON *p, struct o
         return message_event(self, p, ev, false, out);
     if (!strcmp(etype, "app_mention")) {
         /* Our own posts mentioning ourselves must not loop. */
-        if (member(ev, "bot_id") && !cJSON_IsNull(member(ev, "bot_id")))
+        if (ob_json_member(ev, "bot_id") && !cJSON_IsNull(ob_json_member(ev, "bot_id")))
             return ignore(out, "a bot's mention");
         return message_event(self, p, ev, true, out);
     }
@@ -327,48 +296,49 @@ static int events_api(const struct ob_slack_self *self, const cJSON *p, struct o
 
 static int interactive(const struct ob_slack_self *self, const cJSON *p, struct ob_slack_event *out)
 {
-    const char *type = str(p, "type");
-    const cJSON *container = member(p, "container"), *actions = member(p, "actions"), *a;
+    const char *type = ob_json_str(p, "type");
+    const cJSON *container = ob_json_member(p, "container"),
+                *actions = ob_json_member(p, "actions"), *a;
     const char *channel, *ts, *value = NULL, *action_ts = NULL;
 
     if (!type || strcmp(type, "block_actions"))
         return ignore(out, "interaction type not used");
     cJSON_ArrayForEach(a, (cJSON_IsArray(actions) ? actions : NULL))
     {
-        const char *v = str(a, "value"), *aid = str(a, "action_id");
+        const char *v = ob_json_str(a, "value"), *aid = ob_json_str(a, "action_id");
 
         if (v && (!strcmp(v, "approve") || !strcmp(v, "deny")) && aid &&
             (!strcmp(aid, "approve") || !strcmp(aid, "deny"))) {
             value = v;
-            action_ts = str(a, "action_ts");
+            action_ts = ob_json_str(a, "action_ts");
             break;
         }
     }
     if (!value)
         return ignore(out, "not one of our buttons");
-    channel = str(container, "channel_id");
+    channel = ob_json_str(container, "channel_id");
     if (!channel)
-        channel = str(member(p, "channel"), "id");
-    ts = str(container, "message_ts");
+        channel = ob_json_str(ob_json_member(p, "channel"), "id");
+    ts = ob_json_str(container, "message_ts");
     if (!ts)
-        ts = str(member(p, "message"), "ts");
-    if (!copy_id(out->user, sizeof(out->user), str(member(p, "user"), "id")) ||
-        !copy_id(out->channel, sizeof(out->channel), channel) ||
-        !copy_id(out->message, sizeof(out->message), ts))
+        ts = ob_json_str(ob_json_member(p, "message"), "ts");
+    if (!ob_id_copy(out->user, sizeof(out->user), ob_json_str(ob_json_member(p, "user"), "id")) ||
+        !ob_id_copy(out->channel, sizeof(out->channel), channel) ||
+        !ob_id_copy(out->message, sizeof(out->message), ts))
         return OB_EPARSE;
     if (self->user_id && !strcmp(out->user, self->user_id))
         return ignore(out, "our own button press");
     {
-        const char *thread = str(member(p, "message"), "thread_ts");
+        const char *thread = ob_json_str(ob_json_member(p, "message"), "thread_ts");
 
         if (thread && strcmp(thread, ts))
-            copy_id(out->thread, sizeof(out->thread), thread);
+            ob_id_copy(out->thread, sizeof(out->thread), thread);
     }
     ob_strlcpy(out->emoji, value, sizeof(out->emoji));
     out->dm = is_dm(channel, NULL);
     if (!channel_allowed(self, channel, out->dm))
         return ignore(out, "channel not in platforms.slack.channels");
-    if (id_ok(action_ts, 40))
+    if (ob_id_ok(action_ts, 40))
         snprintf(out->id, sizeof(out->id), "interactive:%s:%s", action_ts, out->user);
     else
         snprintf(out->id, sizeof(out->id), "interactive:%s:%s:%s", out->message, out->user, value);
@@ -379,16 +349,16 @@ static int interactive(const struct ob_slack_self *self, const cJSON *p, struct 
 
 static int slash(const struct ob_slack_self *self, const cJSON *p, struct ob_slack_event *out)
 {
-    const char *text = str(p, "text"), *trigger = str(p, "trigger_id");
-    const char *channel = str(p, "channel_id");
+    const char *text = ob_json_str(p, "text"), *trigger = ob_json_str(p, "trigger_id");
+    const char *channel = ob_json_str(p, "channel_id");
 
-    if (!copy_id(out->user, sizeof(out->user), str(p, "user_id")) ||
-        !copy_id(out->channel, sizeof(out->channel), channel))
+    if (!ob_id_copy(out->user, sizeof(out->user), ob_json_str(p, "user_id")) ||
+        !ob_id_copy(out->channel, sizeof(out->channel), channel))
         return OB_EPARSE;
     out->dm = is_dm(channel, NULL);
     if (!channel_allowed(self, channel, out->dm))
         return ignore(out, "channel not in platforms.slack.channels");
-    if (id_ok(trigger, 80))
+    if (ob_id_ok(trigger, 80))
         snprintf(out->id, sizeof(out->id), "slash:%s", trigger);
     out->kind = OB_EV_MESSAGE;
     out->addressed = true;

@@ -5,45 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "opsbot/json.h"
 #include "opsbot/err.h"
 #include "opsbot/teams.h"
 #include "opsbot/util.h"
 
 #define TEXT_MAX (256 * 1024)
-
-static const cJSON *member(const cJSON *o, const char *key)
-{
-    return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
-}
-
-static const char *str(const cJSON *o, const char *key)
-{
-    const cJSON *it = member(o, key);
-
-    return cJSON_IsString(it) ? it->valuestring : NULL;
-}
-
-/* Ids: printable ASCII without quotes, backslashes or blanks, 1..len-1. */
-static bool id_ok(const char *s, size_t len)
-{
-    size_t n = 0;
-
-    if (!s || !*s)
-        return false;
-    for (; s[n]; n++)
-        if (n + 1 >= len || (unsigned char)s[n] <= 0x20 || (unsigned char)s[n] >= 0x7f ||
-            s[n] == '"' || s[n] == '\\')
-            return false;
-    return true;
-}
-
-static bool copy_id(char *dst, size_t len, const char *s)
-{
-    if (!id_ok(s, len))
-        return false;
-    ob_strlcpy(dst, s, len);
-    return true;
-}
 
 static int ignore(struct ob_teams_activity *out, const char *why)
 {
@@ -127,14 +94,15 @@ static char *clean_text(const char *text, const char *const *bot, size_t nbot, s
 static bool bot_mentions(const cJSON *act, const char *bot_id, const char *bot_name,
                          const char **names, size_t *n, size_t cap)
 {
-    const cJSON *ents = member(act, "entities"), *e;
+    const cJSON *ents = ob_json_member(act, "entities"), *e;
     bool mentioned = false;
 
     *n = 0;
     cJSON_ArrayForEach(e, (cJSON_IsArray(ents) ? ents : NULL))
     {
-        const char *type = str(e, "type"), *id = str(member(e, "mentioned"), "id");
-        const char *t = str(e, "text");
+        const char *type = ob_json_str(e, "type"),
+                   *id = ob_json_str(ob_json_member(e, "mentioned"), "id");
+        const char *t = ob_json_str(e, "text");
 
         if (!type || strcmp(type, "mention") || !id || strcmp(id, bot_id))
             continue;
@@ -161,22 +129,23 @@ static bool is_verb(const char *v)
 /* Our card's data: {"opsbot":"approval"|"pick","verb":…,"ref":…}. */
 static bool card_data(const cJSON *data, struct ob_teams_activity *out)
 {
-    const char *tag = str(data, "opsbot"), *verb = str(data, "verb"), *ref = str(data, "ref");
+    const char *tag = ob_json_str(data, "opsbot"), *verb = ob_json_str(data, "verb"),
+               *ref = ob_json_str(data, "ref");
 
     if (!tag || (strcmp(tag, "approval") && strcmp(tag, "pick")) || !is_verb(verb) ||
         (!strcmp(tag, "pick") != !strncmp(verb, "pick:", 5)))
         return false;
     ob_strlcpy(out->verb, verb, sizeof(out->verb));
     if (ref)
-        copy_id(out->card_ref, sizeof(out->card_ref), ref);
+        ob_id_copy(out->card_ref, sizeof(out->card_ref), ref);
     return true;
 }
 
 static int message(const cJSON *act, const char *bot_id, const char *bot_name,
                    struct ob_teams_activity *out)
 {
-    const cJSON *value = member(act, "value");
-    const char *text = str(act, "text");
+    const cJSON *value = ob_json_member(act, "value");
+    const char *text = ob_json_str(act, "text");
     const char *names[10];
     char inner[8][130];
     size_t n = 0;
@@ -228,7 +197,7 @@ static void reaction_list(const cJSON *list, bool added, struct ob_teams_activit
 
     cJSON_ArrayForEach(r, (cJSON_IsArray(list) ? list : NULL))
     {
-        const char *type = str(r, "type");
+        const char *type = ob_json_str(r, "type");
         struct ob_teams_reaction *x;
 
         if (!type || !*type || strlen(type) >= sizeof(x->emoji) ||
@@ -243,8 +212,8 @@ static void reaction_list(const cJSON *list, bool added, struct ob_teams_activit
 
 static int reaction(const cJSON *act, struct ob_teams_activity *out)
 {
-    reaction_list(member(act, "reactionsAdded"), true, out);
-    reaction_list(member(act, "reactionsRemoved"), false, out);
+    reaction_list(ob_json_member(act, "reactionsAdded"), true, out);
+    reaction_list(ob_json_member(act, "reactionsRemoved"), false, out);
     if (!out->reply_to[0])
         return OB_EPARSE;
     if (!out->nreactions)
@@ -256,10 +225,10 @@ static int reaction(const cJSON *act, struct ob_teams_activity *out)
 
 static int invoke(const cJSON *act, struct ob_teams_activity *out)
 {
-    const char *name = str(act, "name");
-    const cJSON *action = member(member(act, "value"), "action");
-    const char *atype = str(action, "type"), *verb = str(action, "verb");
-    const cJSON *data = member(action, "data");
+    const char *name = ob_json_str(act, "name");
+    const cJSON *action = ob_json_member(ob_json_member(act, "value"), "action");
+    const char *atype = ob_json_str(action, "type"), *verb = ob_json_str(action, "verb");
+    const cJSON *data = ob_json_member(action, "data");
 
     out->kind = OB_TEAMS_INVOKE_OTHER;
     if (!name || strcmp(name, "adaptiveCard/action"))
@@ -279,11 +248,11 @@ static int invoke(const cJSON *act, struct ob_teams_activity *out)
 
 static int conversation_update(const cJSON *act, const char *bot_id, struct ob_teams_activity *out)
 {
-    const cJSON *added = member(act, "membersAdded"), *m;
+    const cJSON *added = ob_json_member(act, "membersAdded"), *m;
 
     cJSON_ArrayForEach(m, (cJSON_IsArray(added) ? added : NULL))
     {
-        const char *id = str(m, "id");
+        const char *id = ob_json_str(m, "id");
 
         if (id && !strcmp(id, bot_id)) {
             out->kind = OB_TEAMS_INSTALLED;
@@ -303,17 +272,17 @@ int ob_teams_activity_parse(const struct ob_teams_self *self, const cJSON *act,
     memset(out, 0, sizeof(*out));
     if (!cJSON_IsObject(act))
         return OB_EPARSE;
-    type = str(act, "type");
+    type = ob_json_str(act, "type");
     if (!type)
         return OB_EPARSE;
     if (strcmp(type, "message") && strcmp(type, "messageReaction") && strcmp(type, "invoke") &&
         strcmp(type, "conversationUpdate"))
         return ignore(out, "activity type not used");
-    from = member(act, "from");
-    convo = member(act, "conversation");
-    recipient = member(act, "recipient");
-    conv = str(convo, "id");
-    surl = str(act, "serviceUrl");
+    from = ob_json_member(act, "from");
+    convo = ob_json_member(act, "conversation");
+    recipient = ob_json_member(act, "recipient");
+    conv = ob_json_str(convo, "id");
+    surl = ob_json_str(act, "serviceUrl");
     if (!conv || !surl || !cJSON_IsObject(from))
         return OB_EPARSE;
     if (strncmp(surl, "https://", 8) && strncmp(surl, "http://", 7))
@@ -330,46 +299,47 @@ int ob_teams_activity_parse(const struct ob_teams_self *self, const cJSON *act,
             return OB_E2BIG;
         memcpy(base, conv, bl);
         base[bl] = '\0';
-        if (!copy_id(out->conversation, sizeof(out->conversation), base))
+        if (!ob_id_copy(out->conversation, sizeof(out->conversation), base))
             return OB_EPARSE;
-        if (semi && !copy_id(out->root, sizeof(out->root), semi + strlen(";messageid=")))
+        if (semi && !ob_id_copy(out->root, sizeof(out->root), semi + strlen(";messageid=")))
             return OB_EPARSE;
     }
-    if (str(act, "id") && !copy_id(out->id, sizeof(out->id), str(act, "id")))
+    if (ob_json_str(act, "id") && !ob_id_copy(out->id, sizeof(out->id), ob_json_str(act, "id")))
         return OB_EPARSE;
-    if (str(act, "channelId"))
-        copy_id(out->channel_id, sizeof(out->channel_id), str(act, "channelId"));
-    if (str(convo, "conversationType"))
-        copy_id(out->conv_type, sizeof(out->conv_type), str(convo, "conversationType"));
-    tenant = str(member(member(act, "channelData"), "tenant"), "id");
+    if (ob_json_str(act, "channelId"))
+        ob_id_copy(out->channel_id, sizeof(out->channel_id), ob_json_str(act, "channelId"));
+    if (ob_json_str(convo, "conversationType"))
+        ob_id_copy(out->conv_type, sizeof(out->conv_type), ob_json_str(convo, "conversationType"));
+    tenant = ob_json_str(ob_json_member(ob_json_member(act, "channelData"), "tenant"), "id");
     if (!tenant)
-        tenant = str(convo, "tenantId");
+        tenant = ob_json_str(convo, "tenantId");
     if (tenant)
-        copy_id(out->tenant, sizeof(out->tenant), tenant);
-    if (str(act, "replyToId") &&
-        !copy_id(out->reply_to, sizeof(out->reply_to), str(act, "replyToId")))
+        ob_id_copy(out->tenant, sizeof(out->tenant), tenant);
+    if (ob_json_str(act, "replyToId") &&
+        !ob_id_copy(out->reply_to, sizeof(out->reply_to), ob_json_str(act, "replyToId")))
         return OB_EPARSE;
 
     snprintf(self_id, sizeof(self_id), "28:%s", self && self->app_id ? self->app_id : "");
-    bot_id = str(recipient, "id");
+    bot_id = ob_json_str(recipient, "id");
     if (!bot_id)
         bot_id = self_id;
-    bot_name = str(recipient, "name");
+    bot_name = ob_json_str(recipient, "name");
     if (!strcmp(type, "conversationUpdate")) {
         if (!out->conv_type[0] && !strncmp(out->conversation, "a:", 2))
             ob_strlcpy(out->conv_type, "personal", sizeof(out->conv_type));
         return conversation_update(act, bot_id, out);
     }
 
-    if (!copy_id(out->from_id, sizeof(out->from_id), str(from, "id")))
+    if (!ob_id_copy(out->from_id, sizeof(out->from_id), ob_json_str(from, "id")))
         return OB_EPARSE;
     if (!strcmp(out->from_id, bot_id) || !strcmp(out->from_id, self_id))
         return ignore(out, "our own activity");
-    user = str(from, "aadObjectId");
-    if (!user || !copy_id(out->user, sizeof(out->user), user))
+    user = ob_json_str(from, "aadObjectId");
+    if (!user || !ob_id_copy(out->user, sizeof(out->user), user))
         ob_strlcpy(out->user, out->from_id, sizeof(out->user));
-    if (str(from, "name") && ob_utf8_valid(str(from, "name"), strlen(str(from, "name"))))
-        ob_strlcpy(out->user_name, str(from, "name"), sizeof(out->user_name));
+    if (ob_json_str(from, "name") &&
+        ob_utf8_valid(ob_json_str(from, "name"), strlen(ob_json_str(from, "name"))))
+        ob_strlcpy(out->user_name, ob_json_str(from, "name"), sizeof(out->user_name));
     if (!out->id[0])
         return OB_EPARSE;
     if (!out->conv_type[0])

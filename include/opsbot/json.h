@@ -1,0 +1,20 @@
+/* Small cJSON accessors shared by the platform parsers. */
+#ifndef OPSBOT_JSON_H
+#define OPSBOT_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+/* Member key of o when o is an object, else NULL. */
+const cJSON *ob_json_member(const cJSON *o, const char *key);
+/* String member key of o, or NULL (missing or not a string). */
+const char *ob_json_str(const cJSON *o, const char *key);
+/* Ids, timestamps and names from a platform: printable ASCII without
+ * blanks, quotes or backslashes, 1..len-1 bytes. */
+bool ob_id_ok(const char *s, size_t len);
+/* Copies s into dst[len] when ob_id_ok(s, len); false otherwise. */
+bool ob_id_copy(char *dst, size_t len, const char *s);
+
+#endif
