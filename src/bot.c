@@ -27,6 +27,7 @@
 static const char *const req_state_names[] = {"new", "asking", "deciding", "running", "done"};
 
 static void finish_shutdown(struct ob_bot *bot);
+static void forget_syncing(struct ob_bot *bot);
 static void release_cb(uv_timer_t *t);
 static void start_kick_cb(uv_idle_t *h);
 
@@ -518,14 +519,10 @@ static void start_kick_cb(uv_idle_t *h)
     uv_idle_stop(h);
 }
 
-/* Runs the queued actions once their "started" records are durable (rc 0),
- * or refuses them all when the commit failed. */
-static void start_queued(struct ob_bot *bot, int rc)
+/* Runs a batch of queued actions once their "started" records are durable
+ * (rc 0), or refuses them all when the commit or its fsync failed. */
+static void start_queued(struct ob_bot *bot, struct ob_request *req, int rc)
 {
-    struct ob_request *req = bot->start_queue;
-
-    bot->start_queue = NULL;
-    bot->start_tail = &bot->start_queue;
     while (req) {
         struct ob_request *next = req->next_start;
         int64_t id;
@@ -1234,16 +1231,62 @@ void ob__maybe_idle(struct ob_bot *bot)
             bot->adapters[i]->ops->idle(bot->adapters[i]);
 }
 
+/* The requests of batches still waiting for their fsync are being freed
+ * (shutdown): the batches stay until their callback, empty. */
+static void forget_syncing(struct ob_bot *bot)
+{
+    for (struct start_batch *b = bot->syncing; b; b = b->next)
+        b->reqs = NULL;
+}
+
+/* The fsync that covers a batch's "started" records has returned. */
+static void batch_synced(void *data, int status)
+{
+    struct start_batch *b = data;
+    struct ob_bot *bot = b->bot;
+
+    for (struct start_batch **pp = &bot->syncing; *pp; pp = &(*pp)->next) {
+        if (*pp == b) {
+            *pp = b->next;
+            break;
+        }
+    }
+    if (status)
+        ob__store_failed(bot, status, "the durable flush before an action");
+    start_queued(bot, b->reqs, status);
+    free(b);
+}
+
+/* Once per loop turn: commit what the turn wrote, then make the batch of
+ * actions queued in it durable before they start — an fsync on the thread
+ * pool in the daemon (the loop goes on meanwhile), at once otherwise. */
 static void flush_cb(uv_check_t *c)
 {
     struct ob_bot *bot = c->data;
     int rc = ob_store_flush(bot->store);
+    struct start_batch *b;
+    struct ob_request *reqs = bot->start_queue;
 
     if (rc)
-        ob__store_failed(bot, rc,
-                         bot->start_queue ? "the durable flush before an action" : "commit");
-    if (bot->start_queue)
-        start_queued(bot, rc);
+        ob__store_failed(bot, rc, reqs ? "the durable flush before an action" : "commit");
+    if (!reqs)
+        return;
+    bot->start_queue = NULL;
+    bot->start_tail = &bot->start_queue;
+    if (rc || !ob_store_is_async(bot->store)) {
+        start_queued(bot, reqs, rc);
+        return;
+    }
+    b = ob_xcalloc(1, sizeof(*b));
+    b->bot = bot;
+    b->reqs = reqs;
+    if (ob_store_sync(bot->store, batch_synced, b)) {
+        free(b);
+        start_queued(bot, reqs, OB_ESTORE);
+        return;
+    }
+    b->next = bot->syncing;
+    bot->syncing = b;
 }
 
 /* The state file's directory is created on first start (mkdir -p). */
@@ -1312,6 +1355,8 @@ int ob_bot_new(struct ob_bot **out, uv_loop_t *loop, struct ob_bundle *b, const 
         ob_error("store", "cannot open state store %s: %s", b->state_path, ob_strerror(rc));
         goto fail;
     }
+    /* commits stop waiting for the disk; actions wait for their fsync */
+    ob_store_attach_loop(bot->store, loop);
     rc = ob_exec_new(&bot->exec, loop, b->cfg, &b->exec_opts);
     if (rc)
         goto fail;
@@ -1557,6 +1602,7 @@ static void grace_cb(uv_timer_t *t)
             bot->running);
     bot->start_queue = NULL; /* queued ones are RQ_RUNNING: freed below */
     bot->start_tail = &bot->start_queue;
+    forget_syncing(bot);
     for (struct ob_request *r = bot->requests, *next; r; r = next) {
         next = r->next;
         if (r->state == RQ_RUNNING) {
@@ -1650,6 +1696,7 @@ static void finish_shutdown(struct ob_bot *bot)
     bot->closed = true;
     /* Diagnoses end with the process (before their requests are freed). */
     ob__diagnose_shutdown(bot);
+    forget_syncing(bot);
     /* Questions nobody answered end with the process. */
     for (struct ob_request *r = bot->requests, *next; r; r = next) {
         next = r->next;
@@ -1704,7 +1751,13 @@ void ob_bot_free(struct ob_bot *bot)
         bot->approvals = pa->next;
         free(pa);
     }
-    ob_store_close(bot->store);
+    ob_store_close(bot->store); /* drops the fsync callbacks still waiting */
+    while (bot->syncing) {
+        struct start_batch *b = bot->syncing;
+
+        bot->syncing = b->next;
+        free(b);
+    }
     ob_log_set_redactor(NULL);
     ob_bundle_unref(bot->bundle);
     free(bot->config_path);

@@ -53,6 +53,14 @@ struct ctx_msg {
 
 struct parse_job;
 struct post_ctx;
+
+/* Actions queued in one loop turn, waiting for the fsync that makes their
+ * "started" records durable (bot.c flush_cb). */
+struct start_batch {
+    struct start_batch *next;
+    struct ob_bot *bot;
+    struct ob_request *reqs; /* linked by next_start */
+};
 struct dx_run;
 
 struct pending {
@@ -89,6 +97,7 @@ struct ob_bot {
      * commit (group commit): started together right after it. */
     struct ob_request *start_queue, **start_tail;
     uv_idle_t start_kick; /* keeps the loop from blocking in poll meanwhile */
+    struct start_batch *syncing; /* committed, their fsync in flight */
     uv_timer_t expiry_timer;
     uv_timer_t grace_timer;
     uv_timer_t release_timer; /* frees adapters + lws after the last post */

@@ -21,6 +21,7 @@
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
 #define MAX_SEND (16u * 1024 * 1024)
 #define FRAGMENT (32u * 1024) /* large messages are sent in fragments of this size */
+#define WRITE_BURST 64         /* frames written in one writeable callback at most */
 #define REAP_MAX_TICKS 5000u  /* ~5 s waiting for lws's handles, then finish anyway */
 #define MAX_URL 2048
 
@@ -303,38 +304,55 @@ static int ws_receive(struct ob_ws *ws, struct lws *wsi, const char *in, size_t 
     return 0;
 }
 
-static int ws_writable(struct ob_ws *ws, struct lws *wsi)
+/* Writes one queued frame (or fragment); 1 when the queue has more. */
+static int ws_write_one(struct ob_ws *ws, struct lws *wsi)
 {
     struct ob__ws_msg *m = ws->q_head;
+    int n;
+
+    if (m->ping) {
+        n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_PING);
+        m->off = m->len;
+    } else {
+        size_t chunk = m->len - m->off;
+        bool first = m->off == 0;
+
+        if (chunk > FRAGMENT)
+            chunk = FRAGMENT;
+        /* the LWS_PRE bytes before a later fragment are already sent */
+        n = lws_write(wsi, m->buf + LWS_PRE + m->off, chunk,
+                      (enum lws_write_protocol)lws_write_ws_flags(LWS_WRITE_TEXT, first,
+                                                                  m->off + chunk == m->len));
+        m->off += chunk;
+    }
+    if (n < 0)
+        return -1;
+    if (m->off == m->len) {
+        ws->q_head = m->next;
+        if (!ws->q_head)
+            ws->q_tail = NULL;
+        free(m);
+    }
+    return ws->q_head != NULL;
+}
+
+/* Small frames (acks, heartbeats) are written back to back while the
+ * socket takes them: one frame per writeable callback would cost a loop
+ * turn each and make acks queue behind other work under load. */
+static int ws_writable(struct ob_ws *ws, struct lws *wsi)
+{
+    int more = 0;
 
     if (ws->aborting)
         return 0;
-    if (m) {
-        int n;
-
-        if (m->ping) {
-            n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_PING);
-            m->off = m->len;
-        } else {
-            size_t chunk = m->len - m->off;
-            bool first = m->off == 0;
-
-            if (chunk > FRAGMENT)
-                chunk = FRAGMENT;
-            /* the LWS_PRE bytes before a later fragment are already sent */
-            n = lws_write(wsi, m->buf + LWS_PRE + m->off, chunk,
-                          (enum lws_write_protocol)lws_write_ws_flags(LWS_WRITE_TEXT, first,
-                                                                      m->off + chunk == m->len));
-            m->off += chunk;
+    if (ws->q_head) {
+        for (int i = 0; i < WRITE_BURST; i++) {
+            more = ws_write_one(ws, wsi);
+            if (more <= 0 || lws_send_pipe_choked(wsi))
+                break;
         }
-        if (n < 0)
+        if (more < 0)
             return -1;
-        if (m->off == m->len) {
-            ws->q_head = m->next;
-            if (!ws->q_head)
-                ws->q_tail = NULL;
-            free(m);
-        }
         if (ws->q_head || ws->close_req)
             lws_callback_on_writable(wsi);
         return 0;

@@ -2,7 +2,9 @@
  *
  * Writes are batched: every write function opens `BEGIN IMMEDIATE` lazily
  * (ob_store_begin) and ob_store_flush() commits. synchronous=FULL makes each
- * commit durable (one fsync of the WAL per flush, not per write).
+ * commit durable (one fsync of the WAL per flush, not per write) until the
+ * daemon attaches its loop (store_sync.c): then commits only write, and
+ * durability is asked for explicitly, off the loop.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include "opsbot/log.h"
 #include "opsbot/store.h"
 #include "opsbot/util.h"
+#include "store_int.h"
 
 #define COMP "store"
 
@@ -26,22 +29,7 @@
 #define PRUNE_EVERY 1000
 #define ID_MAX 512             /* event ids, approval ids, user and action names */
 #define JSON_MAX (1024 * 1024) /* one serialised approval */
-#define STMT_CACHE_MAX 32
 
-enum stmt {
-    ST_BEGIN,
-    ST_COMMIT,
-    ST_ROLLBACK,
-    ST_CLAIM,
-    ST_EVENTS_PRUNE,
-    ST_RATE_NOTE,
-    ST_RATE_COUNT,
-    ST_RATE_PRUNE,
-    ST_APPROVAL_SAVE,
-    ST_APPROVAL_DELETE,
-    ST_APPROVALS_LOAD,
-    ST_COUNT_
-};
 
 static const char *const stmt_sql[ST_COUNT_] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -100,23 +88,8 @@ static const char *const migrations[] = {
     "CREATE INDEX rate_ts ON rate(ts);",
 };
 
-struct stmt_cache_entry {
-    char *sql;
-    sqlite3_stmt *st;
-};
-
-struct ob_store {
-    sqlite3 *db;
-    sqlite3_stmt *st[ST_COUNT_];
-    struct stmt_cache_entry cache[STMT_CACHE_MAX];
-    size_t ncache;
-    unsigned long claims;
-    unsigned long notes;
-    char error[160]; /* the last failure, for ob_store_error */
-};
-
 /* The one place SQLite result codes become OB_ESTORE. */
-static int fail(struct ob_store *s, const char *what)
+int ob__store_fail(struct ob_store *s, const char *what)
 {
     const char *msg = s->db ? sqlite3_errmsg(s->db) : "no database";
 
@@ -153,7 +126,7 @@ static int step_done(struct ob_store *s, sqlite3_stmt *st, const char *what)
     while (rc == SQLITE_ROW)
         rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
-        err = fail(s, what);
+        err = ob__store_fail(s, what);
     done(st);
     return err;
 }
@@ -165,12 +138,12 @@ static int pragma_int(struct ob_store *s, const char *sql, int *out)
     int err = 0;
 
     if (rc != SQLITE_OK)
-        return fail(s, sql);
+        return ob__store_fail(s, sql);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         *out = sqlite3_column_int(st, 0);
     else
-        err = fail(s, sql);
+        err = ob__store_fail(s, sql);
     sqlite3_finalize(st);
     return err;
 }
@@ -224,15 +197,15 @@ static int configure(struct ob_store *s, const char *path)
     if (rc == SQLITE_OK)
         rc = sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
     if (rc != SQLITE_OK)
-        return fail(s, "configure");
+        return ob__store_fail(s, "configure");
     /* journal_mode answers with the mode in effect ("memory" for :memory:). */
     rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return fail(s, path);
+        return ob__store_fail(s, path);
     rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         sqlite3_finalize(st);
-        return fail(s, path);
+        return ob__store_fail(s, path);
     }
     if (strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0 &&
         strcmp(path, ":memory:") != 0)
@@ -259,6 +232,8 @@ int ob_store_open(struct ob_store **out, const char *path)
         return OB_ESTORE;
     }
     s = ob_xcalloc(1, sizeof(*s));
+    s->path = ob_xstrdup(path);
+    s->wal_fd = -1;
     rc = sqlite3_open_v2(path, &s->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
@@ -272,7 +247,7 @@ int ob_store_open(struct ob_store **out, const char *path)
     for (int i = 0; i < ST_COUNT_; i++) {
         rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
         if (rc != SQLITE_OK) {
-            err = fail(s, stmt_sql[i]);
+            err = ob__store_fail(s, stmt_sql[i]);
             goto out;
         }
     }
@@ -283,6 +258,7 @@ out:
         for (int i = 0; i < ST_COUNT_; i++)
             sqlite3_finalize(s->st[i]);
         sqlite3_close(s->db);
+        free(s->path);
         free(s);
     }
     return err;
@@ -306,6 +282,8 @@ int ob_store_flush(struct ob_store *s)
     if (sqlite3_get_autocommit(s->db))
         return 0;
     err = step_done(s, s->st[ST_COMMIT], "commit");
+    if (!err)
+        ob__store_committed(s);
     /* SQLite may or may not have rolled the batch back itself (SQLITE_FULL,
      * SQLITE_IOERR): make sure, so that it cannot become durable later. */
     if (err && !sqlite3_get_autocommit(s->db)) {
@@ -340,7 +318,8 @@ void ob_store_close(struct ob_store *s)
     }
     if (sqlite3_close(s->db) != SQLITE_OK)
         ob_error(COMP, "close: %s", sqlite3_errmsg(s->db));
-    free(s);
+    free(s->path);
+    ob__store_sync_release(s); /* frees s now, or when the disk work ends */
 }
 
 void *ob_store_db(struct ob_store *s)
@@ -363,7 +342,7 @@ void *ob_store_stmt(struct ob_store *s, const char *sql)
         return NULL;
     }
     if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
-        fail(s, sql);
+        ob__store_fail(s, sql);
         return NULL;
     }
     s->cache[s->ncache].sql = ob_xstrdup(sql);
@@ -460,7 +439,7 @@ int ob_store_count(struct ob_store *s, const char *user, const char *action, int
     if (rc == SQLITE_ROW)
         n = sqlite3_column_int64(st, 0);
     else
-        err = fail(s, "rate count");
+        err = ob__store_fail(s, "rate count");
     done(st);
     if (err)
         return err;
@@ -542,7 +521,7 @@ int ob_store_approvals_load(struct ob_store *s, struct ob_stored_approval **out,
         if (rc == SQLITE_DONE)
             break;
         if (rc != SQLITE_ROW) {
-            err = fail(s, "approvals load");
+            err = ob__store_fail(s, "approvals load");
             goto out;
         }
         if (len == cap) {

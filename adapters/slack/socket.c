@@ -1,7 +1,8 @@
 /* Socket Mode: apps.connections.open for every (re)connect, a websocket to
  * the URL it returns, `hello` before anything counts, every envelope acked
  * before it is processed, and connection health:
- *   - our ping every ping_interval; no pong within ping_timeout: dead;
+ *   - our ping every ping_interval; no pong (nor any frame) within
+ *     ping_timeout: dead;
  *   - once Slack has pinged, no ping or frame from it within
  *     server_ping_timeout: dead (catches half-open sockets);
  *   - disconnect warning / refresh_requested: the successor is opened first
@@ -253,6 +254,10 @@ static void conn_on_text(void *data, struct ob_ws *ws, const char *text, size_t 
         return;
     sl = c->sl;
     c->last_rx_ms = ob_now_ms();
+    /* Frames arriving prove the connection alive as well as a pong would:
+     * under a burst the pong waits behind them (in Slack's queue and in
+     * ours), and reading the burst must not count as silence. */
+    c->ping_sent_ms = 0;
     rc = ob_slack_parse_envelope(text, len, &e, err, sizeof(err));
     if (rc) {
         ob_warn("slack", "unreadable frame from Slack on connection %u: %s", c->id, err);

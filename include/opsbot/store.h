@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 struct ob_store;
 
 /* Opens (creating if needed) the database at path (":memory:" allowed) and
@@ -23,6 +25,23 @@ void ob_store_close(struct ob_store *s);
  * nothing of it becomes durable later and the store is ready for the next
  * write. */
 int ob_store_flush(struct ob_store *s);
+/* The daemon's mode (src/store_sync.c). Attached to a loop, commits stop
+ * waiting for the disk (synchronous=NORMAL: ob_store_flush only writes the
+ * WAL), ob_store_sync() makes what is committed durable with an fsync of
+ * the WAL on libuv's thread pool, and checkpoints run there on a second
+ * connection: the loop never waits for the disk. Unattached (the CLI,
+ * tests), every ob_store_flush is durable when it returns. Returns 0, or
+ * an error when the store stays synchronous (":memory:", a WAL that cannot
+ * be opened; logged). */
+int ob_store_attach_loop(struct ob_store *s, uv_loop_t *loop);
+bool ob_store_is_async(const struct ob_store *s);
+/* status 0: everything committed before ob_store_sync was called is on
+ * disk; OB_ESTORE: the fsync failed (ob_store_error says why). */
+typedef void (*ob_store_sync_cb)(void *data, int status);
+/* Calls cb once, on the loop, never before returning. One fsync is in
+ * flight at a time; calls made meanwhile share the next one. Callbacks
+ * still waiting when the store is closed are dropped, not called. */
+int ob_store_sync(struct ob_store *s, ob_store_sync_cb cb, void *data);
 /* The last failure's text as SQLite gave it ("database or disk is full"),
  * "" when nothing failed yet. For messages to people. */
 const char *ob_store_error(const struct ob_store *s);
