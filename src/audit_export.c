@@ -78,19 +78,11 @@ static int prepare(sqlite3 *db, const char *sql, int64_t since_ms, int64_t until
 
 /* ---- CSV ------------------------------------------------------------------ */
 
+/* Chat text reaches these fields: ob_csv_field also defuses spreadsheet
+ * formulas (docs/AUDIT.md, Exports). */
 static void csv_field(FILE *f, const char *v, bool last)
 {
-    if (strpbrk(v, ",\"\r\n")) {
-        fputc('"', f);
-        for (const char *p = v; *p; p++) {
-            if (*p == '"')
-                fputc('"', f);
-            fputc(*p, f);
-        }
-        fputc('"', f);
-    } else {
-        fputs(v, f);
-    }
+    ob_csv_field(f, v);
     fputs(last ? "\r\n" : ",", f);
 }
 

@@ -5,6 +5,9 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +33,12 @@ static void finish_shutdown(struct ob_bot *bot);
 static void forget_syncing(struct ob_bot *bot);
 static void release_cb(uv_timer_t *t);
 static void start_kick_cb(uv_idle_t *h);
+static void hold_unlink(struct ob_request *req);
+static void hold_cb(uv_timer_t *t);
+static void running_post(struct ob_request *req);
+static int post_now(struct ob_bot *bot, struct ob_adapter *ad, const char *channel,
+                    const char *thread, unsigned flags, const char *ask_user, const char *text,
+                    ob_post_cb cb, void *data);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -169,8 +178,9 @@ static void post_done(void *data, int status, const struct ob_msgref *ref)
 }
 
 /* Redacts and posts text; cb (optional) gets the message reference. */
-int ob__post_raw(struct ob_bot *bot, struct ob_adapter *ad, const char *channel, const char *thread,
-                 unsigned flags, const char *ask_user, const char *text, ob_post_cb cb, void *data)
+static int post_now(struct ob_bot *bot, struct ob_adapter *ad, const char *channel,
+                    const char *thread, unsigned flags, const char *ask_user, const char *text,
+                    ob_post_cb cb, void *data)
 {
     struct post_ctx *pc;
     struct ob_post p = {0};
@@ -205,6 +215,129 @@ int ob__post_raw(struct ob_bot *bot, struct ob_adapter *ad, const char *channel,
     return rc;
 }
 
+/* ---- what a request says ------------------------------------------------
+ *
+ * The plain steps of a request (understood, policy, running, result) are
+ * gathered and posted as one message at the end of the loop turn, or when
+ * the request ends, so a read action that completes at once makes two
+ * messages instead of four: fewer notifications in the channel and fewer
+ * calls against the platforms' per-channel rate limits. Questions and
+ * approval requests stay messages of their own; anything else posted into
+ * the same thread first sends what is gathered there, so the order in the
+ * channel is the order of the steps. */
+
+static void say_unlink(struct ob_request *req)
+{
+    struct ob_bot *bot = req->bot;
+
+    for (struct ob_request **pp = &bot->saying; *pp; pp = &(*pp)->next_say) {
+        if (*pp == req) {
+            *pp = req->next_say;
+            if (bot->saying_tail == &req->next_say)
+                bot->saying_tail = pp;
+            break;
+        }
+    }
+    req->next_say = NULL;
+}
+
+/* Takes the gathered text (caller frees), NULL when there is none. */
+static char *say_take(struct ob_request *req)
+{
+    char *t = req->say;
+
+    if (t)
+        say_unlink(req);
+    req->say = NULL;
+    return t;
+}
+
+/* A held "running:" line leads what follows it (the result, usually). */
+static void say_flush(struct ob_request *req)
+{
+    char *t = say_take(req), *m;
+
+    if (req->running_held) {
+        hold_unlink(req);
+        if (t && asprintf(&m, "%s\n%s", req->running_text, t) >= 0) {
+            free(t);
+            t = m;
+        } else if (!t) {
+            t = ob_xstrdup(req->running_text);
+        }
+    }
+    if (t)
+        post_now(req->bot, req->ad, req->channel, req->thread, 0, NULL, t, NULL, NULL);
+    free(t);
+}
+
+/* End of the loop turn: everything gathered goes out (what an action
+ * says while its "running:" line is held goes out with it). */
+static void say_flush_all(struct ob_bot *bot)
+{
+    struct ob_request **pp = &bot->saying;
+
+    bot->say_dirty = false;
+    while (*pp) {
+        struct ob_request *req = *pp;
+
+        if (req->running_held) { /* its text follows "running:" */
+            pp = &req->next_say;
+            continue;
+        }
+        say_flush(req); /* unlinks req: *pp is the next one */
+    }
+}
+
+/* Before something else is posted into a thread. */
+static void say_flush_thread(struct ob_bot *bot, struct ob_adapter *ad, const char *channel,
+                             const char *thread)
+{
+    struct ob_request **pp = &bot->saying;
+
+    while (*pp) {
+        struct ob_request *req = *pp;
+
+        if (req->ad == ad && !strcmp(req->channel, channel) &&
+            !strcmp(req->thread, thread ? thread : "")) {
+            say_flush(req);
+            continue;
+        }
+        pp = &req->next_say;
+    }
+}
+
+static void say_add(struct ob_request *req, const char *text)
+{
+    struct ob_bot *bot = req->bot;
+    char *t;
+
+    if (!req->say) {
+        /* another request's steps in this thread go first, whole */
+        say_flush_thread(bot, req->ad, req->channel, req->thread);
+        req->say = ob_xstrdup(text);
+        req->next_say = NULL;
+        *bot->saying_tail = req;
+        bot->saying_tail = &req->next_say;
+        bot->say_dirty = true;
+        uv_idle_start(&bot->start_kick, start_kick_cb); /* flushed in this turn */
+        return;
+    }
+    if (asprintf(&t, "%s\n%s", req->say, text) < 0)
+        return;
+    free(req->say);
+    req->say = t;
+}
+
+int ob__post_raw(struct ob_bot *bot, struct ob_adapter *ad, const char *channel, const char *thread,
+                 unsigned flags, const char *ask_user, const char *text, ob_post_cb cb, void *data)
+{
+    if (!ad)
+        return OB_ENOTFOUND;
+    say_flush_thread(bot, ad, channel ? channel : "", thread);
+    return post_now(bot, ad, channel, thread, flags, ask_user, text, cb, data);
+}
+
 static void sayf(struct ob_request *req, unsigned flags, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -219,8 +352,11 @@ static void sayf(struct ob_request *req, unsigned flags, const char *fmt, ...)
     va_end(ap);
     if (!text)
         return;
-    ob__post_raw(req->bot, req->ad, req->channel, req->thread, flags,
-                 (flags & OB_POST_QUESTION) ? req->raw_user : NULL, text, NULL, NULL);
+    if (flags == 0 && !req->dead)
+        say_add(req, text);
+    else
+        ob__post_raw(req->bot, req->ad, req->channel, req->thread, flags,
+                     (flags & OB_POST_QUESTION) ? req->raw_user : NULL, text, NULL, NULL);
     free(text);
 }
 
@@ -275,10 +411,18 @@ static void request_unlink(struct ob_request *req)
     }
 }
 
+static void request_mem_free(struct ob_request *req)
+{
+    free(req->say);
+    free(req->running_text);
+    free(req);
+}
+
 void ob__request_free(struct ob_request *req)
 {
     if (!req || req->dead)
         return;
+    say_flush(req); /* what it still had to say goes out first */
     request_unlink(req);
     set_state(req, RQ_DONE);
     ob_bundle_unref(req->bundle);
@@ -287,7 +431,7 @@ void ob__request_free(struct ob_request *req)
         req->dead = true; /* running_posted() frees it */
         return;
     }
-    free(req);
+    request_mem_free(req);
 }
 
 /* The "running:" message landed: progress lines now edit it in place. */
@@ -296,7 +440,7 @@ static void running_posted(void *data, int status, const struct ob_msgref *ref)
     struct ob_request *req = data;
 
     if (--req->post_refs == 0 && req->dead) {
-        free(req);
+        request_mem_free(req);
         return;
     }
     if (!status && ref && !req->dead) {
@@ -311,6 +455,8 @@ static void exec_progress(void *data, const char *line)
     struct ob_post p = {0};
     char *text = NULL, *clean;
 
+    if (req->running_held && !req->dead)
+        running_post(req); /* a long one: its message now, edited from here on */
     if (!req->has_running_ref || req->dead)
         return;
     if (asprintf(&text, "%s\n⏳ %s", req->running_text, line) < 0)
@@ -502,8 +648,9 @@ void ob__start_action(struct ob_request *req)
         return;
     }
     set_state(req, RQ_RUNNING);
-    snprintf(req->running_text, sizeof(req->running_text), "[#%lld] running: %s", (long long)id,
-             cmd);
+    free(req->running_text);
+    if (asprintf(&req->running_text, "[#%lld] running: %s", (long long)id, cmd) < 0)
+        req->running_text = NULL;
     eo.on_progress = exec_progress;
     req->start_opts = eo;
     req->next_start = NULL;
@@ -516,7 +663,71 @@ void ob__start_action(struct ob_request *req)
  * poll) then commits and starts them in this loop turn. */
 static void start_kick_cb(uv_idle_t *h)
 {
-    uv_idle_stop(h);
+    struct ob_bot *bot = h->data;
+
+    /* Work queued by an idle callback that ran before this one in the
+     * same pass has not been flushed yet: keep poll from blocking. */
+    if (!bot->start_queue && !bot->say_dirty)
+        uv_idle_stop(h);
+}
+
+/* Posts the "running:" message (the text progress lines edit in place). */
+static void running_post(struct ob_request *req)
+{
+    if (req->running_held)
+        hold_unlink(req);
+    if (!req->running_text)
+        return;
+    req->post_refs++;
+    if (ob__post_raw(req->bot, req->ad, req->channel, req->thread, 0, NULL, req->running_text,
+                     running_posted, req))
+        req->post_refs--;
+}
+
+/* An action that ends within RUNNING_HOLD_MS (a read, usually) says
+ * "running:" and its result in one message; a longer one gets its
+ * "running:" message when the hold ends, or at its first progress line. */
+static void running_hold(struct ob_request *req)
+{
+    struct ob_bot *bot = req->bot;
+
+    if (!req->running_text)
+        return;
+    req->running_held = true;
+    req->hold_until_ms = ob_now_ms() + RUNNING_HOLD_MS;
+    req->next_hold = NULL;
+    *bot->hold_tail = req;
+    bot->hold_tail = &req->next_hold;
+    if (!uv_is_active((uv_handle_t *)&bot->hold_timer))
+        uv_timer_start(&bot->hold_timer, hold_cb, RUNNING_HOLD_MS, 0);
+}
+
+static void hold_unlink(struct ob_request *req)
+{
+    struct ob_bot *bot = req->bot;
+
+    for (struct ob_request **pp = &bot->held; *pp; pp = &(*pp)->next_hold) {
+        if (*pp == req) {
+            *pp = req->next_hold;
+            if (bot->hold_tail == &req->next_hold)
+                bot->hold_tail = pp;
+            break;
+        }
+    }
+    req->next_hold = NULL;
+    req->running_held = false;
+}
+
+/* The list is in deadline order (one hold time for all). */
+static void hold_cb(uv_timer_t *t)
+{
+    struct ob_bot *bot = t->data;
+    int64_t now = ob_now_ms();
+
+    while (bot->held && bot->held->hold_until_ms <= now)
+        running_post(bot->held); /* unlinks it */
+    if (bot->held)
+        uv_timer_start(t, hold_cb, (uint64_t)(bot->held->hold_until_ms - now), 0);
 }
 
 /* Runs a batch of queued actions once their "started" records are durable
@@ -534,10 +745,7 @@ static void start_queued(struct ob_bot *bot, struct ob_request *req, int rc)
             req = next;
             continue;
         }
-        req->post_refs++;
-        if (ob__post_raw(bot, req->ad, req->channel, req->thread, 0, NULL, req->running_text,
-                         running_posted, req))
-            req->post_refs--;
+        running_hold(req);
         rc = ob_exec_start_ex(bot->exec, &req->prop, &req->start_opts, exec_done, req);
         if (rc) {
             id = ob__req_audit(req, "failed", "opsbot", NULL);
@@ -1222,10 +1430,23 @@ static size_t inflight_cb(void *core)
     return ob_bot_inflight(core);
 }
 
+/* A second of quiet after work: the heap a burst grew goes back to the
+ * system (glibc keeps freed memory otherwise; opsbot idles most of its
+ * life, and its resident size is what a cluster's requests are set by). */
+static void trim_cb(uv_timer_t *t)
+{
+    (void)t;
+#ifdef __GLIBC__
+    malloc_trim(64 * 1024);
+#endif
+}
+
 void ob__maybe_idle(struct ob_bot *bot)
 {
     if (ob_bot_inflight(bot))
         return;
+    if (!bot->closed)
+        uv_timer_start(&bot->trim_timer, trim_cb, TRIM_AFTER_MS, 0);
     for (size_t i = 0; i < bot->nadapters; i++)
         if (bot->adapters[i]->ops->idle)
             bot->adapters[i]->ops->idle(bot->adapters[i]);
@@ -1269,12 +1490,15 @@ static void flush_cb(uv_check_t *c)
 
     if (rc)
         ob__store_failed(bot, rc, reqs ? "the durable flush before an action" : "commit");
-    if (!reqs)
+    if (!reqs) {
+        say_flush_all(bot);
         return;
+    }
     bot->start_queue = NULL;
     bot->start_tail = &bot->start_queue;
     if (rc || !ob_store_is_async(bot->store)) {
         start_queued(bot, reqs, rc);
+        say_flush_all(bot);
         return;
     }
     b = ob_xcalloc(1, sizeof(*b));
@@ -1283,10 +1507,11 @@ static void flush_cb(uv_check_t *c)
     if (ob_store_sync(bot->store, batch_synced, b)) {
         free(b);
         start_queued(bot, reqs, OB_ESTORE);
-        return;
+    } else {
+        b->next = bot->syncing;
+        bot->syncing = b;
     }
-    b->next = bot->syncing;
-    bot->syncing = b;
+    say_flush_all(bot);
 }
 
 /* The state file's directory is created on first start (mkdir -p). */
@@ -1362,11 +1587,18 @@ int ob_bot_new(struct ob_bot **out, uv_loop_t *loop, struct ob_bundle *b, const 
         goto fail;
     exec_http(bot);
     bot->start_tail = &bot->start_queue;
+    bot->saying_tail = &bot->saying;
     uv_idle_init(loop, &bot->start_kick);
     bot->start_kick.data = bot;
     uv_check_init(loop, &bot->flush_check);
     bot->flush_check.data = bot;
-    bot->open_handles = 5; /* flush_check, start_kick and the three timers */
+    bot->open_handles = 7; /* flush_check, start_kick and the five timers */
+    bot->hold_tail = &bot->held;
+    uv_timer_init(loop, &bot->hold_timer);
+    bot->hold_timer.data = bot;
+    uv_timer_init(loop, &bot->trim_timer);
+    bot->trim_timer.data = bot;
+    uv_unref((uv_handle_t *)&bot->trim_timer); /* never what keeps the loop alive */
     uv_check_start(&bot->flush_check, flush_cb);
     uv_unref((uv_handle_t *)&bot->flush_check);
     uv_timer_init(loop, &bot->expiry_timer);
@@ -1670,6 +1902,8 @@ static void close_handles(struct ob_bot *bot, bool release)
     close_handle((uv_handle_t *)&bot->start_kick);
     close_handle((uv_handle_t *)&bot->expiry_timer);
     close_handle((uv_handle_t *)&bot->grace_timer);
+    close_handle((uv_handle_t *)&bot->hold_timer);
+    close_handle((uv_handle_t *)&bot->trim_timer);
     if (bot->signals) {
         close_handle((uv_handle_t *)&bot->sig_hup);
         close_handle((uv_handle_t *)&bot->sig_term);

@@ -15,6 +15,8 @@
 #define AUDIT_OUTPUT_CAP 4096
 #define CTX_RING 64 /* recent thread messages kept for llm.context_messages */
 #define CTX_TEXT 512
+#define TRIM_AFTER_MS 1000
+#define RUNNING_HOLD_MS 500 /* a result within this shares the "running:" message */
 
 enum req_state { RQ_NEW, RQ_ASKING, RQ_DECIDING, RQ_RUNNING, RQ_DONE };
 
@@ -35,8 +37,16 @@ struct ob_request {
     int asks;
     int64_t last_audit_id;
     char last_hash[OB_HASH_HEX];
-    /* The "running:" message, edited in place with progress lines. */
-    char running_text[1100];
+    /* The "running:" message (with the steps said before it in the same
+     * message), edited in place with progress lines. */
+    char *running_text;
+    /* Plain steps gathered for one message (bot.c say_*), posted at the
+     * end of the loop turn or when the request ends. */
+    char *say;
+    struct ob_request *next_say; /* in bot->saying */
+    bool running_held;           /* "running:" not posted yet (bot.c running_hold) */
+    int64_t hold_until_ms;
+    struct ob_request *next_hold; /* in bot->held */
     struct ob_msgref running_ref;
     bool has_running_ref;
     int post_refs;                 /* posts whose callback still points here */
@@ -86,9 +96,17 @@ struct ob_bot {
     struct ctx_msg ctx[CTX_RING];
     size_t ctx_next;
     struct ob_request *requests; /* asking or running */
-    struct dx_run *diagnoses;    /* diagnose_run.c: gathering, or open for picks */
-    size_t diagnosing;           /* diagnoses not answered yet (in flight) */
-    struct pending *approvals;   /* pending first; resolved ones kept a while */
+    struct ob_request *saying;   /* requests with gathered text (bot.c say_*) */
+    struct ob_request **saying_tail;
+    bool say_dirty; /* gathered since the last flush */
+    /* Started actions whose "running:" line waits RUNNING_HOLD_MS to share
+     * a message with their result (deadline order). */
+    struct ob_request *held, **hold_tail;
+    uv_timer_t hold_timer;
+    uv_timer_t trim_timer;     /* malloc_trim once quiet (bot.c) */
+    struct dx_run *diagnoses;  /* diagnose_run.c: gathering, or open for picks */
+    size_t diagnosing;         /* diagnoses not answered yet (in flight) */
+    struct pending *approvals; /* pending first; resolved ones kept a while */
     size_t running;
     size_t posts_in_flight;
     struct post_ctx *post_list; /* bot.c: their contexts */
@@ -96,7 +114,7 @@ struct ob_bot {
     /* Actions whose "started" record waits for this loop turn's durable
      * commit (group commit): started together right after it. */
     struct ob_request *start_queue, **start_tail;
-    uv_idle_t start_kick; /* keeps the loop from blocking in poll meanwhile */
+    uv_idle_t start_kick;        /* keeps the loop from blocking in poll meanwhile */
     struct start_batch *syncing; /* committed, their fsync in flight */
     uv_timer_t expiry_timer;
     uv_timer_t grace_timer;

@@ -818,27 +818,14 @@ static void print_summary(struct ob_eval *e, FILE *f)
     }
 }
 
-static void csv_field(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
+/* Dataset texts and LLM answers are user text: ob_csv_field quotes them
+ * (RFC 4180) and defuses spreadsheet formulas. */
 static void csv_row(FILE *f, const char *const *cells, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (i)
             fputc(',', f);
-        csv_field(f, cells[i] ? cells[i] : "");
+        ob_csv_field(f, cells[i]);
     }
     fputs("\r\n", f);
 }

@@ -223,3 +223,26 @@ void ob_html_escape(void *file, const char *s)
         }
     }
 }
+
+void ob_csv_field(void *file, const char *s)
+{
+    FILE *f = file;
+    bool neuter;
+
+    if (!s)
+        s = "";
+    neuter = *s && strchr("=+-@\t\r'", *s);
+    if (!neuter && !strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    if (neuter)
+        fputc('\'', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}

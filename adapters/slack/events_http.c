@@ -70,9 +70,7 @@ static int hexval(int c)
     return -1;
 }
 
-/* Decodes s[0..len) (application/x-www-form-urlencoded) into a malloc'd
- * NUL-terminated string; NULL on bad escapes or embedded NUL. */
-static char *form_decode(const char *s, size_t len)
+char *slack__form_decode(const char *s, size_t len)
 {
     char *out = malloc(len + 1);
     size_t o = 0;
@@ -80,7 +78,12 @@ static char *form_decode(const char *s, size_t len)
     if (!out)
         return NULL;
     for (size_t i = 0; i < len; i++) {
-        if (s[i] == '+') {
+        if (s[i] == '\0') {
+            /* A raw NUL would cut the value short: what the signature
+             * covered and what is acted on would differ. */
+            free(out);
+            return NULL;
+        } else if (s[i] == '+') {
             out[o++] = ' ';
         } else if (s[i] == '%') {
             int hi, lo;
@@ -105,8 +108,7 @@ static char *form_decode(const char *s, size_t len)
     return out;
 }
 
-/* The form's fields as a JSON object of strings (slash commands), or NULL. */
-static cJSON *form_fields(const char *body, size_t len)
+cJSON *slack__form_fields(const char *body, size_t len)
 {
     cJSON *o = cJSON_CreateObject();
     size_t i = 0, n = 0;
@@ -119,8 +121,8 @@ static cJSON *form_fields(const char *body, size_t len)
             end++;
         for (eq = i; eq < end && body[eq] != '='; eq++)
             ;
-        k = form_decode(body + i, eq - i);
-        v = eq < end ? form_decode(body + eq + 1, end - eq - 1) : ob_xstrdup("");
+        k = slack__form_decode(body + i, eq - i);
+        v = eq < end ? slack__form_decode(body + eq + 1, end - eq - 1) : ob_xstrdup("");
         if (!k || !v || ++n > 64) {
             free(k);
             free(v);
@@ -136,6 +138,31 @@ static cJSON *form_fields(const char *body, size_t len)
     return o;
 }
 
+int slack__form_payload(const char *body, size_t len, enum ob_slack_frame *type, cJSON **root)
+{
+    cJSON *fields = slack__form_fields(body ? body : "", body ? len : 0);
+    const cJSON *payload = cJSON_GetObjectItemCaseSensitive(fields, "payload");
+
+    *root = NULL;
+    if (!fields)
+        return OB_EPARSE;
+    if (cJSON_IsString(payload)) {
+        *root = cJSON_Parse(payload->valuestring);
+        *type = OB_SLACK_INTERACTIVE;
+    } else if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(fields, "command"))) {
+        *root = fields;
+        fields = NULL;
+        *type = OB_SLACK_SLASH_COMMANDS;
+    }
+    cJSON_Delete(fields);
+    if (!cJSON_IsObject(*root)) {
+        cJSON_Delete(*root);
+        *root = NULL;
+        return OB_EINVAL;
+    }
+    return 0;
+}
+
 /* ---- the handler -------------------------------------------------------------- */
 
 static void reply(struct ob_http_exchange *ex, int status, const char *type, const char *body)
@@ -147,7 +174,7 @@ static void handler(void *data, struct ob_http_exchange *ex, const struct ob_htt
 {
     struct slack *sl = data;
     const char *ts, *sig, *retry;
-    cJSON *root = NULL, *fields = NULL;
+    cJSON *root = NULL;
     enum ob_slack_frame type = OB_SLACK_EVENTS_API;
     int rc;
 
@@ -202,21 +229,10 @@ static void handler(void *data, struct ob_http_exchange *ex, const struct ob_htt
             goto out;
         }
     } else {
-        fields = form_fields(req->body ? req->body : "", req->body_len);
-        if (!fields) {
-            reply(ex, 400, "text/plain", "malformed body\n");
-            goto out;
-        }
-        if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(fields, "payload"))) {
-            root = cJSON_Parse(cJSON_GetObjectItemCaseSensitive(fields, "payload")->valuestring);
-            type = OB_SLACK_INTERACTIVE;
-        } else if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(fields, "command"))) {
-            root = fields;
-            fields = NULL;
-            type = OB_SLACK_SLASH_COMMANDS;
-        }
-        if (!cJSON_IsObject(root)) {
-            ob_warn("slack", "HTTP event: form body without a usable payload");
+        rc = slack__form_payload(req->body, req->body_len, &type, &root);
+        if (rc) {
+            if (rc == OB_EINVAL)
+                ob_warn("slack", "HTTP event: form body without a usable payload");
             reply(ex, 400, "text/plain", "malformed body\n");
             goto out;
         }
@@ -228,7 +244,6 @@ static void handler(void *data, struct ob_http_exchange *ex, const struct ob_htt
     slack__dispatch(sl, type, root);
 out:
     cJSON_Delete(root);
-    cJSON_Delete(fields);
 }
 
 int slack__events_start(struct slack *sl)

@@ -214,6 +214,23 @@ void slack__socket_connect(struct slack *sl);
 /* events_http.c */
 int slack__events_start(struct slack *sl);
 void slack__events_stop(struct slack *sl);
+/* The pure parsing of HTTP Events mode request bodies (the signature check
+ * is ob_slack_verify_signature in opsbot/slack.h); no state, no logging, so
+ * tests/fuzz/fuzz_slack_form.c drives them directly. */
+/* Decodes s[0..len) (application/x-www-form-urlencoded: '+' is a space,
+ * %XX a byte) into a malloc'd NUL-terminated string; NULL on bad escapes or
+ * embedded NUL. */
+char *slack__form_decode(const char *s, size_t len);
+/* The form's fields as a JSON object of strings (the first of repeated
+ * keys wins, empty keys are dropped); NULL when a field does not decode or
+ * there are more than 64. */
+cJSON *slack__form_fields(const char *body, size_t len);
+/* A form body to what is dispatched: the JSON object in the "payload" field
+ * (interactivity, *type = OB_SLACK_INTERACTIVE) or else the fields
+ * themselves when there is a "command" (*type = OB_SLACK_SLASH_COMMANDS).
+ * *root is the caller's. Returns 0, OB_EPARSE (not a form) or OB_EINVAL (no
+ * usable payload), *root NULL then. */
+int slack__form_payload(const char *body, size_t len, enum ob_slack_frame *type, cJSON **root);
 
 /* blocks.c */
 cJSON *slack__blocks(const char *escaped_text, unsigned flags);

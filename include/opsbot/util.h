@@ -29,6 +29,13 @@ bool ob_utf8_valid(const char *s, size_t len);
 /* Writes s to f (a FILE *) with & < > " ' escaped for HTML text and
  * attribute values; NULL writes nothing. */
 void ob_html_escape(void *f, const char *s);
+/* Writes s to f (a FILE *) as one RFC 4180 CSV field, without a separator:
+ * as is, or in double quotes with '"' doubled when it holds , " CR or LF.
+ * A value starting with = + - @ TAB CR (which Excel and LibreOffice would
+ * run as a formula) or with ' gets a ' in front and is always quoted
+ * (OWASP's CSV injection advice); a reader gets the exact value back by
+ * dropping one leading ' from a field that has one. NULL writes "". */
+void ob_csv_field(void *f, const char *s);
 /* Random id with a prefix: "r-5f0c2a9e1b7d" (libsodium randombytes). */
 void ob_random_id(const char *prefix, char *buf, size_t len);
 

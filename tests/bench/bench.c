@@ -129,14 +129,15 @@ static double machine_busy_s(void)
     return (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static long status_kb(int pid, const char *key)
+/* A "Key:   N kB" line of /proc/PID/FILE (status, smaps_rollup). */
+static long proc_kb(int pid, const char *file, const char *key)
 {
     char path[64], line[256];
     size_t kl = strlen(key);
     long v = -1;
     FILE *f;
 
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    snprintf(path, sizeof(path), "/proc/%d/%s", pid, file);
     f = fopen(path, "r");
     if (!f)
         return -1;
@@ -147,6 +148,34 @@ static long status_kb(int pid, const char *key)
         }
     fclose(f);
     return v;
+}
+
+static long status_kb(int pid, const char *key)
+{
+    return proc_kb(pid, "status", key);
+}
+
+/* Resident memory told apart: RSS counts every page of the shared
+ * libraries this process touched (libcrypto, libc, SQLite... one copy per
+ * machine); PSS shares them out among the processes mapping them; USS
+ * (private pages) is what this process alone costs; anon is its heap,
+ * stacks and JIT code. */
+struct mem {
+    long rss, pss, uss, anon, shared;
+};
+
+static struct mem mem_now(int pid)
+{
+    struct mem m;
+
+    m.rss = proc_kb(pid, "smaps_rollup", "Rss");
+    m.pss = proc_kb(pid, "smaps_rollup", "Pss");
+    m.uss = proc_kb(pid, "smaps_rollup", "Private_Clean") +
+            proc_kb(pid, "smaps_rollup", "Private_Dirty");
+    m.anon = status_kb(pid, "RssAnon");
+    m.shared =
+        proc_kb(pid, "smaps_rollup", "Shared_Clean") + proc_kb(pid, "smaps_rollup", "Shared_Dirty");
+    return m;
 }
 
 static void loadavg(char *out, size_t len)
@@ -552,8 +581,9 @@ static void json_phase(FILE *f, const struct phase *p, bool last)
             p->hwm_kb, p->load, p->timed_out ? "true" : "false", last ? "" : ",");
 }
 
-static int report(const char *out, struct phase *ph, size_t nph, long idle_kb, long idle_after_kb,
-                  long hwm_kb, double total_cpu, unsigned total_ev, const char *load0)
+static int report(const char *out, struct phase *ph, size_t nph, const struct mem *idle,
+                  const struct mem *after, long hwm_kb, double total_cpu, unsigned total_ev,
+                  const char *load0)
 {
     char path[512], cpu[160], when[64], line[512];
     struct utsname u;
@@ -577,10 +607,14 @@ static int report(const char *out, struct phase *ph, size_t nph, long idle_kb, l
             "rule parser, status -> http executor GET on the stand-in, min_post_interval 0\",\n"
             "  \"startup_ms_to_ready\": %.1f,\n"
             "  \"idle_rss_kb\": %ld, \"idle_rss_after_load_kb\": %ld, \"peak_rss_kb\": %ld,\n"
+            "  \"idle_pss_kb\": %ld, \"idle_uss_kb\": %ld, \"idle_anon_kb\": %ld, "
+            "\"idle_shared_kb\": %ld,\n"
+            "  \"after_load_pss_kb\": %ld, \"after_load_uss_kb\": %ld,\n"
             "  \"cpu_s_per_1000_events_all\": %.4f, \"saturation_eps\": %.0f,\n"
             "  \"phases\": [\n",
             when, sysconf(_SC_NPROCESSORS_ONLN), cpu, u.sysname, u.release, load0, NCHAN,
-            startup_ms, idle_kb, idle_after_kb, hwm_kb, total_ev ? total_cpu * 1000 / total_ev : 0,
+            startup_ms, idle->rss, after->rss, hwm_kb, idle->pss, idle->uss, idle->anon,
+            idle->shared, after->pss, after->uss, total_ev ? total_cpu * 1000 / total_ev : 0,
             sat->achieved);
     for (size_t i = 0; i < nph; i++)
         json_phase(f, &ph[i], i + 1 == nph);
@@ -630,12 +664,17 @@ static int report(const char *out, struct phase *ph, size_t nph, long idle_kb, l
             "\n| opsbot | measured |\n|---|---|\n"
             "| start-up to ready (spawn → `connected (Socket Mode` log line) | %.1f ms |\n"
             "| idle RSS after start (VmRSS) | %.1f MB |\n"
-            "| idle RSS after the load | %.1f MB |\n"
+            "| … of it shared library pages (one copy per machine) | %.1f MB |\n"
+            "| idle PSS after start (shared pages divided among their users) | %.1f MB |\n"
+            "| idle USS after start (private: what this process alone costs) | %.1f MB |\n"
+            "| idle anonymous memory after start (heap, stacks, JIT) | %.1f MB |\n"
+            "| idle RSS / USS after the load | %.1f / %.1f MB |\n"
             "| peak RSS (VmHWM) | %.1f MB |\n"
             "| CPU s per 1000 events, whole run | %.3f |\n"
             "| events/s at saturation | %.0f |\n\n",
-            startup_ms, idle_kb / 1024.0, idle_after_kb / 1024.0, hwm_kb / 1024.0,
-            total_ev ? total_cpu * 1000 / total_ev : 0, sat->achieved);
+            startup_ms, idle->rss / 1024.0, idle->shared / 1024.0, idle->pss / 1024.0,
+            idle->uss / 1024.0, idle->anon / 1024.0, after->rss / 1024.0, after->uss / 1024.0,
+            hwm_kb / 1024.0, total_ev ? total_cpu * 1000 / total_ev : 0, sat->achieved);
     snprintf(path, sizeof(path), "%s/notes.md", out);
     n = fopen(path, "r");
     if (n) {
@@ -660,7 +699,8 @@ int main(int argc, char **argv)
         {.name = "saturation", .rate = 0, .count = quick ? 5000 : 20000, .window = 1000},
     };
     size_t nph = sizeof(ph) / sizeof(ph[0]);
-    long idle_kb, idle_after_kb, hwm;
+    struct mem idle, after;
+    long hwm;
     double cpu_all;
     char load0[64], cmd[300];
     int rc = 1;
@@ -697,7 +737,7 @@ int main(int argc, char **argv)
             (double)(B.t_ready - B.t_spawn) / 1e6,
             B.t_hello ? (double)(B.t_hello - B.t_spawn) / 1e6 : -1.0);
     run_until(never, 1000000000LL);
-    idle_kb = status_kb(B.pid, "VmRSS");
+    idle = mem_now(B.pid);
     for (size_t i = 0; i < nph && !B.exited; i++) {
         run_phase(&ph[i]);
         /* a phase that timed out drains before the next (not measured) */
@@ -708,16 +748,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench: opsbot died; its log:\n%s\n", B.tail);
         goto out;
     }
-    run_until(never, 1000000000LL);
-    idle_after_kb = status_kb(B.pid, "VmRSS");
+    run_until(never, 2000000000LL); /* opsbot trims its heap after 1 s of quiet */
+    after = mem_now(B.pid);
     hwm = status_kb(B.pid, "VmHWM");
     cpu_all = proc_cpu_s(B.pid);
     fprintf(stderr,
-            "bench: idle rss %ld kB, after load %ld kB, peak %ld kB, cpu %.2f s for %u "
-            "events\n",
-            idle_kb, idle_after_kb, hwm, cpu_all, B.nsent);
+            "bench: idle rss %ld kB (pss %ld, uss %ld, anon %ld), after load rss %ld kB (uss "
+            "%ld), peak %ld kB, cpu %.2f s for %u events\n",
+            idle.rss, idle.pss, idle.uss, idle.anon, after.rss, after.uss, hwm, cpu_all, B.nsent);
     /* the last phase must not be empty for the report */
-    rc = report(argv[3], ph, nph, idle_kb, idle_after_kb, hwm, cpu_all, B.nsent, load0) ? 1 : 0;
+    rc = report(argv[3], ph, nph, &idle, &after, hwm, cpu_all, B.nsent, load0) ? 1 : 0;
     if (B.ndone != B.nsent) /* a backlog when the run ended, not a loss */
         fprintf(stderr, "bench: %u of %u events still in flight at the end\n", B.nsent - B.ndone,
                 B.nsent);

@@ -3,7 +3,8 @@
  * detail), appended to a fresh in-memory store and exported as CSV, JSON
  * lines and HTML. Oracles: the chain verifies; every JSON line parses;
  * the CSV has exactly one row per record plus the header (RFC 4180
- * quoting); no "<fz" from the input appears as markup in the HTML. */
+ * quoting) and no field starts a spreadsheet formula; no "<fz" from the
+ * input appears as markup in the HTML. */
 #include "fuzz_common.h"
 #include "opsbot/audit.h"
 #include "opsbot/store.h"
@@ -31,17 +32,44 @@ static char *export(struct ob_store *s, enum ob_audit_format fmt, size_t *len)
     return text;
 }
 
+/* The field starting at s[i] must not start with what a spreadsheet runs
+ * as a formula, quoted or not (docs/AUDIT.md, Exports). */
+static void csv_field_start(const char *s, size_t i, size_t len)
+{
+    char c = s[i];
+
+    if (c == '"') {
+        if (i + 1 >= len)
+            abort();
+        c = s[i + 1];
+        if (c == '"')
+            return; /* empty, or a '"' first */
+    } else if (c == '\r' && i + 1 < len && s[i + 1] == '\n') {
+        return; /* an empty last field */
+    }
+    if (c && strchr("=+-@\t\r", c))
+        abort();
+}
+
 /* RFC 4180 rows (CRLF outside quotes ends a row). */
 static size_t csv_rows(const char *s, size_t len)
 {
     size_t rows = 0;
-    bool quoted = false;
+    bool quoted = false, start = true;
 
     for (size_t i = 0; i < len; i++) {
-        if (s[i] == '"')
+        if (start)
+            csv_field_start(s, i, len);
+        start = false;
+        if (s[i] == '"') {
             quoted = !quoted; /* "" inside a field toggles twice */
-        else if (!quoted && s[i] == '\r' && i + 1 < len && s[i + 1] == '\n')
+        } else if (!quoted && s[i] == ',') {
+            start = true;
+        } else if (!quoted && s[i] == '\r' && i + 1 < len && s[i + 1] == '\n') {
             rows++;
+            i++;
+            start = true;
+        }
     }
     if (quoted)
         abort();

@@ -8,25 +8,25 @@
 console <<'EOF2'
 checkout in prod is slow
 /wait
-/react m6 one
+/react m5 one
 /as oncall
 /approve
 /wait
 /as viewer
-/react m6 two
+/react m5 two
 /wait
 EOF2
 [ $? -eq 0 ] || fail "console exited non-zero"
 expect '^\[m1\] \[#[0-9]+\] understood: diagnose service=checkout env=prod symptom=slow \(rules'
 expect 'policy: allowed — rule reads'
 expect 'diagnosing checkout in prod \(slow\): 8 read-only checks, answer within 10s'
-expect '^\[m4\] \[#[0-9]+\] Evidence \(8 of 8 answered in '
+expect '^\[m3\] \[#[0-9]+\] Evidence \(8 of 8 answered in '
 expect '• p99 latency \(15m\): [0-9]+ ms'
 expect '• error rate a day earlier: 0\.[0-9]+%'
 expect '• pods and last rollout: 3/3 ready · revision [0-9]+ · rolled out 12m ago'
 expect '• error lines \(15m\): [0-9]+ lines'
 expect 'What it means: error rate [0-9.]+× yesterday.s .*a rollout 12m ago .*CPU at 9[0-9]% of the limit'
-expect '^\[m6\] \[#[0-9]+\] Proposals for checkout in prod — pick one with a reaction'
+expect '^\[m5\] \[#[0-9]+\] Proposals for checkout in prod — pick one with a reaction'
 expect '1️⃣ rollback service=checkout env=prod revision=[0-9]+ — the trouble began with revision [0-9]+, rolled out 12m ago'
 expect '2️⃣ scale service=checkout env=prod replicas=6 — CPU at 9[0-9]% of the limit'
 expect 'runbook: checkout.md § Bad deploy — "If errors or latency rise right after a rollout'

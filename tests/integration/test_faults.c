@@ -465,7 +465,9 @@ static void test_429_storm(void **state)
     p = slack_standin_find_post(F->sd, "policy: allowed", 0);
     r = slack_standin_find_post(F->sd, "running:", 0);
     fin = slack_standin_find_post(F->sd, "finished: exit 0", 0);
-    assert_true(u >= 0 && u < p && p < r && r < fin);
+    /* understood and policy share the first message (the steps of a loop
+     * turn are gathered); running and its quick result share the next */
+    assert_true(u >= 0 && u == p && p < r && r <= fin);
     assert_int_equal(count_posts(F, "understood:"), 1);
     assert_int_equal(count_posts(F, "running:"), 1);
     assert_int_equal(fleet_restarts(F->dir, "checkout", "staging"), 1);

@@ -12,6 +12,7 @@
 #include "discord_standin.h"
 #include "opsbot/util.h"
 #include "opsbot/ws.h"
+#include "standin_wait.h"
 
 #define MAX_CONNS 16
 #define MAX_FAULTS 8
@@ -79,8 +80,7 @@ struct discord_standin {
     int msg_limit;
     int64_t msg_window_ms;
     struct dpath paths[2];
-    uv_timer_t wait_timer;
-    bool wait_expired;
+    struct standin_waiter waiter;
     bool freeing;
     int handles;
 
@@ -1267,8 +1267,7 @@ int discord_standin_new(struct discord_standin **out, uv_loop_t *loop,
         goto fail;
     s->port = ob_http_server_port(s->srv);
     snprintf(s->api_base, sizeof(s->api_base), "http://127.0.0.1:%d/api/v10", s->port);
-    uv_timer_init(loop, &s->wait_timer);
-    s->wait_timer.data = s;
+    standin_waiter_init(&s->waiter, loop, s);
     s->handles++;
     *out = s;
     return 0;
@@ -1323,7 +1322,7 @@ void discord_standin_free(struct discord_standin *s)
         free(s);
         return;
     }
-    uv_close((uv_handle_t *)&s->wait_timer, handle_closed);
+    uv_close((uv_handle_t *)&s->waiter.timer, handle_closed);
 }
 
 const char *discord_standin_api_base(const struct discord_standin *s)
@@ -1334,33 +1333,6 @@ const char *discord_standin_api_base(const struct discord_standin *s)
 const char *discord_standin_bot_id(const struct discord_standin *s)
 {
     return s->bot;
-}
-
-static void wait_cb(uv_timer_t *t)
-{
-    struct discord_standin *s = t->data;
-
-    s->wait_expired = true;
-}
-
-bool discord_standin_wait(struct discord_standin *s, bool (*cond)(struct discord_standin *, void *),
-                          void *arg, int64_t timeout_ms)
-{
-    bool ok = false;
-
-    s->wait_expired = false;
-    uv_timer_start(&s->wait_timer, wait_cb, (uint64_t)timeout_ms, 0);
-    for (;;) {
-        if (cond && cond(s, arg)) {
-            ok = true;
-            break;
-        }
-        if (s->wait_expired)
-            break;
-        uv_run(s->loop, UV_RUN_ONCE);
-    }
-    uv_timer_stop(&s->wait_timer);
-    return ok;
 }
 
 /* ---- queries and knobs ----------------------------------------------------------------------- */
@@ -1471,26 +1443,8 @@ long discord_standin_find_post(const struct discord_standin *s, const char *need
     return -1;
 }
 
-struct post_wait {
-    const char *needle;
-    long idx;
-};
-
-static bool post_cond(struct discord_standin *s, void *arg)
-{
-    struct post_wait *w = arg;
-
-    w->idx = discord_standin_find_post(s, w->needle, 0);
-    return w->idx >= 0;
-}
-
-long discord_standin_wait_post(struct discord_standin *s, const char *needle, int64_t timeout_ms)
-{
-    struct post_wait w = {needle, -1};
-
-    discord_standin_wait(s, post_cond, &w, timeout_ms);
-    return w.idx;
-}
+/* discord_standin_wait(), _wait_post(), _count_posts(), _wait_posts() */
+STANDIN_DEFINE_WAITS(discord_standin)
 
 void discord_standin_ratelimit(struct discord_standin *s, const char *kind, int n,
                                int64_t retry_after_ms, bool global)

@@ -140,6 +140,11 @@ size_t discord_standin_count(const struct discord_standin *s, const char *kind);
  * content contains needle, or -1. */
 long discord_standin_find_post(const struct discord_standin *s, const char *needle, size_t from);
 long discord_standin_wait_post(struct discord_standin *s, const char *needle, int64_t timeout_ms);
+/* How many such posts there are; waiting until at least n exist (whether
+ * they did within timeout_ms). */
+size_t discord_standin_count_posts(const struct discord_standin *s, const char *needle);
+bool discord_standin_wait_posts(struct discord_standin *s, const char *needle, size_t n,
+                                int64_t timeout_ms);
 /* The next n calls of kind get 429 with retry_after (ms) and the global flag. */
 void discord_standin_ratelimit(struct discord_standin *s, const char *kind, int n,
                                int64_t retry_after_ms, bool global);

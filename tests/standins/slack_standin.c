@@ -10,6 +10,7 @@
 #include "opsbot/util.h"
 #include "opsbot/ws.h"
 #include "slack_standin.h"
+#include "standin_wait.h"
 
 #define MAX_CONNS 16
 #define MAX_TICKETS 256
@@ -58,8 +59,7 @@ struct slack_standin {
     char bot_token[256], app_token[256], bot_user[64];
     int64_t ping_ms, ack_deadline_ms, last_ping_ms;
     uv_timer_t tick;
-    uv_timer_t wait_timer;
-    bool wait_expired;
+    struct standin_waiter waiter;
     uv_tcp_t relay;
     int relay_port;
     struct pair *pairs;
@@ -1022,6 +1022,10 @@ static void relay_connected(uv_connect_t *req, int status)
         pair_close(p);
         return;
     }
+    /* like Slack's edge (and lws, curl): no Nagle, or small frames wait
+     * for the peer's delayed ACK (40 ms) */
+    uv_tcp_nodelay(&p->down, 1);
+    uv_tcp_nodelay(&p->up, 1);
     uv_read_start((uv_stream_t *)&p->down, relay_alloc, relay_read);
     uv_read_start((uv_stream_t *)&p->up, relay_alloc, relay_read);
 }
@@ -1167,8 +1171,8 @@ int slack_standin_new(struct slack_standin **out, uv_loop_t *loop,
     s->relay_port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
 
     uv_timer_init(loop, &s->tick);
-    uv_timer_init(loop, &s->wait_timer);
-    s->tick.data = s->wait_timer.data = s;
+    s->tick.data = s;
+    standin_waiter_init(&s->waiter, loop, s);
     s->handles += 2;
     uv_timer_start(&s->tick, tick_cb, 20, 20);
     *out = s;
@@ -1227,8 +1231,8 @@ void slack_standin_free(struct slack_standin *s)
     }
     if (s->tick.loop)
         uv_close((uv_handle_t *)&s->tick, handle_closed);
-    if (s->wait_timer.loop)
-        uv_close((uv_handle_t *)&s->wait_timer, handle_closed);
+    if (s->waiter.timer.loop)
+        uv_close((uv_handle_t *)&s->waiter.timer, handle_closed);
     if (s->relay.loop)
         uv_close((uv_handle_t *)&s->relay, handle_closed);
 }
@@ -1236,33 +1240,6 @@ void slack_standin_free(struct slack_standin *s)
 const char *slack_standin_api_base(const struct slack_standin *s)
 {
     return s->api_base;
-}
-
-static void wait_cb(uv_timer_t *t)
-{
-    struct slack_standin *s = t->data;
-
-    s->wait_expired = true;
-}
-
-bool slack_standin_wait(struct slack_standin *s, bool (*cond)(struct slack_standin *, void *),
-                        void *arg, int64_t timeout_ms)
-{
-    bool ok = false;
-
-    s->wait_expired = false;
-    uv_timer_start(&s->wait_timer, wait_cb, (uint64_t)timeout_ms, 0);
-    for (;;) {
-        if (cond && cond(s, arg)) {
-            ok = true;
-            break;
-        }
-        if (s->wait_expired)
-            break;
-        uv_run(s->loop, UV_RUN_ONCE);
-    }
-    uv_timer_stop(&s->wait_timer);
-    return ok;
 }
 
 /* ---- queries and knobs ------------------------------------------------------------------- */
@@ -1295,26 +1272,8 @@ long slack_standin_find_post(const struct slack_standin *s, const char *needle, 
     return -1;
 }
 
-struct post_wait {
-    const char *needle;
-    long idx;
-};
-
-static bool post_cond(struct slack_standin *s, void *arg)
-{
-    struct post_wait *w = arg;
-
-    w->idx = slack_standin_find_post(s, w->needle, 0);
-    return w->idx >= 0;
-}
-
-long slack_standin_wait_post(struct slack_standin *s, const char *needle, int64_t timeout_ms)
-{
-    struct post_wait w = {needle, -1};
-
-    slack_standin_wait(s, post_cond, &w, timeout_ms);
-    return w.idx;
-}
+/* slack_standin_wait(), _wait_post(), _count_posts(), _wait_posts() */
+STANDIN_DEFINE_WAITS(slack_standin)
 
 void slack_standin_ratelimit(struct slack_standin *s, const char *method, int n, int retry_after_s)
 {

@@ -71,6 +71,11 @@ size_t slack_standin_count(const struct slack_standin *s, const char *method);
 long slack_standin_find_post(const struct slack_standin *s, const char *needle, size_t from);
 /* Waits for such a post; returns its index or -1 after timeout_ms. */
 long slack_standin_wait_post(struct slack_standin *s, const char *needle, int64_t timeout_ms);
+/* How many such posts there are. */
+size_t slack_standin_count_posts(const struct slack_standin *s, const char *needle);
+/* Waits until at least n such posts exist; whether they did within timeout_ms. */
+bool slack_standin_wait_posts(struct slack_standin *s, const char *needle, size_t n,
+                              int64_t timeout_ms);
 /* The next n calls of method get HTTP 429 with Retry-After: retry_after_s. */
 void slack_standin_ratelimit(struct slack_standin *s, const char *method, int n, int retry_after_s);
 /* The next n calls of method get {"ok":false,"error":error}. */

@@ -15,6 +15,7 @@
 #include "opsbot/http.h"
 #include "opsbot/util.h"
 #include "opsbot/ws.h"
+#include "standin_wait.h"
 #include "teams_standin.h"
 
 #define MAX_KEYS 4
@@ -44,8 +45,7 @@ struct teams_standin {
     char service_url[80], token_url[120], openid_url[120];
     char app_id[128], secret[256];
     int64_t expires_in;
-    uv_timer_t wait_timer;
-    bool wait_expired;
+    struct standin_waiter waiter;
     bool freeing;
     int handles;
 
@@ -642,8 +642,7 @@ int teams_standin_new(struct teams_standin **out, uv_loop_t *loop,
              s->port);
     snprintf(s->openid_url, sizeof(s->openid_url),
              "http://127.0.0.1:%d/v1/.well-known/openidconfiguration", s->port);
-    uv_timer_init(loop, &s->wait_timer);
-    s->wait_timer.data = s;
+    standin_waiter_init(&s->waiter, loop, s);
     s->handles = 1;
     *out = s;
     return 0;
@@ -681,7 +680,7 @@ void teams_standin_free(struct teams_standin *s)
         free(s);
         return;
     }
-    uv_close((uv_handle_t *)&s->wait_timer, handle_closed);
+    uv_close((uv_handle_t *)&s->waiter.timer, handle_closed);
 }
 
 const char *teams_standin_service_url(const struct teams_standin *s)
@@ -697,33 +696,6 @@ const char *teams_standin_token_url(const struct teams_standin *s)
 const char *teams_standin_openid_url(const struct teams_standin *s)
 {
     return s->openid_url;
-}
-
-static void wait_cb(uv_timer_t *t)
-{
-    struct teams_standin *s = t->data;
-
-    s->wait_expired = true;
-}
-
-bool teams_standin_wait(struct teams_standin *s, bool (*cond)(struct teams_standin *, void *),
-                        void *arg, int64_t timeout_ms)
-{
-    bool ok = false;
-
-    s->wait_expired = false;
-    uv_timer_start(&s->wait_timer, wait_cb, (uint64_t)timeout_ms, 0);
-    for (;;) {
-        if (cond && cond(s, arg)) {
-            ok = true;
-            break;
-        }
-        if (s->wait_expired)
-            break;
-        uv_run(s->loop, UV_RUN_ONCE);
-    }
-    uv_timer_stop(&s->wait_timer);
-    return ok;
 }
 
 /* ---- queries and knobs ------------------------------------------------------------------ */
@@ -749,26 +721,8 @@ long teams_standin_find_post(const struct teams_standin *s, const char *needle, 
     return -1;
 }
 
-struct post_wait {
-    const char *needle;
-    long idx;
-};
-
-static bool post_cond(struct teams_standin *s, void *arg)
-{
-    struct post_wait *w = arg;
-
-    w->idx = teams_standin_find_post(s, w->needle, 0);
-    return w->idx >= 0;
-}
-
-long teams_standin_wait_post(struct teams_standin *s, const char *needle, int64_t timeout_ms)
-{
-    struct post_wait w = {needle, -1};
-
-    teams_standin_wait(s, post_cond, &w, timeout_ms);
-    return w.idx;
-}
+/* teams_standin_wait(), _wait_post(), _count_posts(), _wait_posts() */
+STANDIN_DEFINE_WAITS(teams_standin)
 
 size_t teams_standin_updates(const struct teams_standin *s, const char *id, long *last)
 {

@@ -91,6 +91,11 @@ const struct teams_call *teams_standin_call(const struct teams_standin *s, size_
  * needle, or -1; the waiting variant gives up after timeout_ms. */
 long teams_standin_find_post(const struct teams_standin *s, const char *needle, size_t from);
 long teams_standin_wait_post(struct teams_standin *s, const char *needle, int64_t timeout_ms);
+/* How many such posts there are; waiting until at least n exist (whether
+ * they did within timeout_ms). */
+size_t teams_standin_count_posts(const struct teams_standin *s, const char *needle);
+bool teams_standin_wait_posts(struct teams_standin *s, const char *needle, size_t n,
+                              int64_t timeout_ms);
 /* Successful PUTs of activity id. */
 size_t teams_standin_updates(const struct teams_standin *s, const char *id, long *last);
 size_t teams_standin_token_requests(const struct teams_standin *s);

