@@ -1978,6 +1978,30 @@ void ob_bot_free(struct ob_bot *bot)
     }
     bot->posts_in_flight = 0;
     ob__diagnose_shutdown(bot);
+    /* Freed before the shutdown finished (during the grace period, or
+     * never stopped): running children are killed without their callbacks,
+     * which would find the bot gone. Their "started" records stay without
+     * an end, so the next start reports them as outcome_unknown. */
+    if (bot->exec) {
+        ob_exec_free(bot->exec);
+        bot->exec = NULL;
+    }
+    if (bot->http) {
+        ob_http_free(bot->http);
+        bot->http = NULL;
+    }
+    forget_syncing(bot);
+    while (bot->requests) {
+        struct ob_request *r = bot->requests;
+
+        bot->requests = r->next;
+        r->post_refs = 0; /* the posts' callbacks were answered above */
+        ob_bundle_unref(r->bundle);
+        say_unlink(r);
+        if (r->running_held)
+            hold_unlink(r);
+        request_mem_free(r);
+    }
     close_handles(bot, true);
     while (bot->approvals) {
         struct pending *pa = bot->approvals;

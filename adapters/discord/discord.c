@@ -678,29 +678,22 @@ static int discord_react(struct ob_adapter *ad, const struct ob_msgref *ref, con
 /* ---- stop / free ------------------------------------------------------------------------------
  */
 
-static void really_free(struct discord *dc)
+static size_t life_queued(void *ctx)
 {
-    cfg_release(&dc->cfg);
-    free(dc);
+    return discord__queued(ctx);
 }
 
-static void handle_closed(uv_handle_t *h)
+static void life_fail_queued(void *ctx)
 {
-    struct discord *dc = h->data;
-
-    if (--dc->closing == 0 && dc->freed)
-        really_free(dc);
+    discord__queue_drop(ctx, OB_ETIMEOUT, true);
 }
 
-static void do_close(struct discord *dc)
+static void life_release(void *ctx)
 {
-    uv_timer_t *timers[] = {&dc->pump, &dc->retry, &dc->hb, &dc->identify, &dc->drain};
+    struct discord *dc = ctx;
 
-    if (dc->closed)
-        return;
     discord__gw_stop(dc);
     discord__ix_stop(dc);
-    dc->closed = true;
     discord__queue_drop(dc, OB_EHTTP, false);
     discord__rest_cancel_all(dc);
     /* Ops whose request was in flight lost their callback with it. */
@@ -719,48 +712,44 @@ static void do_close(struct discord *dc)
     dc->nqueues = dc->nqueued = 0;
     ob_http_free(dc->http);
     dc->http = NULL;
-    for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
-        dc->closing++;
-        uv_close((uv_handle_t *)timers[i], handle_closed);
-    }
 }
 
-static void drain_cb(uv_timer_t *t)
+static void life_destroy(void *ctx)
 {
-    struct discord *dc = t->data;
-    size_t n = discord__queued(dc);
+    struct discord *dc = ctx;
 
-    if (n)
-        ob_warn("discord", "stopping: %zu queued message(s) not delivered", n);
-    discord__queue_drop(dc, OB_ETIMEOUT, true);
-    do_close(dc);
+    cfg_release(&dc->cfg);
+    free(dc);
 }
+
+static const struct ob_life_ops discord_life = {
+    .name = "discord",
+    .queued = life_queued,
+    .fail_queued = life_fail_queued,
+    .release = life_release,
+    .destroy = life_destroy,
+};
 
 /* Closes once the queue has drained (never from inside an HTTP callback:
  * the timer runs it on the next loop turn). */
 void discord__close_handles(struct discord *dc)
 {
-    if (dc->closed || dc->calls)
-        return;
-    uv_timer_start(&dc->drain, drain_cb, 0, 0);
+    if (!dc->calls)
+        ob_life_close_handles(&dc->life, 0);
 }
 
 static void discord_stop(struct ob_adapter *ad)
 {
     struct discord *dc = ad->ctx;
 
-    if (dc->stopping)
+    if (!ob_life_stop(&dc->life))
         return;
-    dc->stopping = true;
     discord__gw_stop(dc);
     discord__ix_stop(dc);
     discord__rest_cancel_others(dc);
     /* What the core still posts (results of running actions) is delivered
      * for a while; then the handles close. */
-    if (!dc->queues && !dc->calls)
-        uv_timer_start(&dc->drain, drain_cb, 0, 0);
-    else
-        uv_timer_start(&dc->drain, drain_cb, DC_DRAIN_MS, 0);
+    ob_life_close_handles(&dc->life, dc->queues || dc->calls ? DC_DRAIN_MS : 0);
 }
 
 static void discord_free(struct ob_adapter *ad)
@@ -769,12 +758,8 @@ static void discord_free(struct ob_adapter *ad)
 
     if (!dc)
         return;
-    dc->stopping = true;
     dc->ad.on_event = NULL;
-    do_close(dc);
-    dc->freed = true;
-    if (dc->closing == 0)
-        really_free(dc);
+    ob_life_free(&dc->life);
 }
 
 static const struct ob_adapter_ops discord_ops = {
@@ -815,19 +800,18 @@ int ob_discord_new(struct ob_adapter **out, const struct ob_platform_env *env, c
         return rc;
     }
     rc = ob_http_new(&dc->http, env->loop);
+    if (!rc)
+        rc = ob_life_init(
+            &dc->life, env->loop, &discord_life, dc,
+            (uv_timer_t *const[]){&dc->pump, &dc->retry, &dc->hb, &dc->identify, NULL});
     if (rc) {
+        ob_http_free(dc->http);
         cfg_release(&dc->cfg);
         free(dc);
         return rc;
     }
     dc->loop = env->loop;
     dc->lws = env->lws;
-    uv_timer_init(env->loop, &dc->pump);
-    uv_timer_init(env->loop, &dc->retry);
-    uv_timer_init(env->loop, &dc->hb);
-    uv_timer_init(env->loop, &dc->identify);
-    uv_timer_init(env->loop, &dc->drain);
-    dc->pump.data = dc->retry.data = dc->hb.data = dc->identify.data = dc->drain.data = dc;
     dc->ad.ops = &discord_ops;
     dc->ad.loop = env->loop;
     dc->ad.ctx = dc;

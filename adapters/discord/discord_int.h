@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 #include <uv.h>
 
+#include "opsbot/adapter_life.h"
 #include "opsbot/discord.h"
 #include "opsbot/event.h"
 
@@ -228,12 +229,8 @@ struct discord {
 
     /* lifecycle */
     bool started;
-    bool stopping;
-    bool dead;   /* fatal: nothing more is attempted */
-    bool closed; /* handles closed */
-    bool freed;
-    int closing;
-    uv_timer_t drain;
+    bool dead;            /* fatal: nothing more is attempted */
+    OB_LIFE_MEMBER(life); /* also dc->stopping, dc->closed */
 };
 
 /* discord.c */

@@ -557,77 +557,65 @@ static int slack_react(struct ob_adapter *ad, const struct ob_msgref *ref, const
 
 /* ---- stop / free ---------------------------------------------------------------- */
 
-static void really_free(struct slack *sl)
+static size_t life_queued(void *ctx)
 {
-    cfg_release(&sl->cfg);
-    free(sl);
+    return slack__queued(ctx);
 }
 
-static void handle_closed(uv_handle_t *h)
+static void life_fail_queued(void *ctx)
 {
-    struct slack *sl = h->data;
-
-    if (--sl->closing == 0 && sl->freed)
-        really_free(sl);
+    slack__queue_drop(ctx, OB_ETIMEOUT, true);
 }
 
-static void do_close(struct slack *sl)
+static void life_release(void *ctx)
 {
-    uv_timer_t *timers[] = {&sl->pump, &sl->retry, &sl->tick, &sl->drain};
+    struct slack *sl = ctx;
 
-    if (sl->closed)
-        return;
-    sl->closed = true;
     slack__socket_stop(sl);
     slack__events_stop(sl);
     slack__queue_drop(sl, OB_EHTTP, false);
     slack__api_cancel_all(sl);
     ob_http_free(sl->http);
     sl->http = NULL;
-    for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
-        sl->closing++;
-        uv_close((uv_handle_t *)timers[i], handle_closed);
-    }
 }
 
-static void drain_cb(uv_timer_t *t)
+static void life_destroy(void *ctx)
 {
-    struct slack *sl = t->data;
-    size_t n = slack__queued(sl);
+    struct slack *sl = ctx;
 
-    if (n)
-        ob_warn("slack", "stopping: %zu queued message(s) not delivered", n);
-    /* Callbacks for what is dropped, while the core is still there. */
-    slack__queue_drop(sl, OB_ETIMEOUT, true);
-    do_close(sl);
+    cfg_release(&sl->cfg);
+    free(sl);
 }
+
+static const struct ob_life_ops slack_life = {
+    .name = "slack",
+    .queued = life_queued,
+    .fail_queued = life_fail_queued,
+    .release = life_release,
+    .destroy = life_destroy,
+};
 
 /* Closes once the queue has drained (never from inside an HTTP callback:
  * the timer runs it on the next loop turn). */
 void slack__close_handles(struct slack *sl)
 {
-    if (sl->closed || sl->reqs)
-        return;
-    uv_timer_start(&sl->drain, drain_cb, 0, 0);
+    if (!sl->reqs)
+        ob_life_close_handles(&sl->life, 0);
 }
 
 static void slack_stop(struct ob_adapter *ad)
 {
     struct slack *sl = ad->ctx;
 
-    if (sl->stopping)
+    if (!ob_life_stop(&sl->life))
         return;
-    sl->stopping = true;
     slack__socket_stop(sl);
     slack__events_stop(sl);
     uv_timer_stop(&sl->retry);
     slack__api_cancel_others(sl);
     /* What the core still posts (results of running actions) is delivered
      * for a while; then the handles close. */
-    if (!sl->chans && !sl->reqs)
-        uv_timer_start(&sl->drain, drain_cb, 0, 0);
-    else
-        uv_timer_start(&sl->drain, drain_cb, SLACK_DRAIN_MS, 0);
+    ob_life_close_handles(&sl->life, sl->chans || sl->reqs ? SLACK_DRAIN_MS : 0);
 }
 
 static void slack_free(struct ob_adapter *ad)
@@ -636,12 +624,8 @@ static void slack_free(struct ob_adapter *ad)
 
     if (!sl)
         return;
-    sl->stopping = true;
     sl->ad.on_event = NULL;
-    do_close(sl);
-    sl->freed = true;
-    if (sl->closing == 0)
-        really_free(sl);
+    ob_life_free(&sl->life);
 }
 
 static const struct ob_adapter_ops slack_ops = {
@@ -681,18 +665,17 @@ int ob_slack_new(struct ob_adapter **out, const struct ob_platform_env *env, con
         return rc;
     }
     rc = ob_http_new(&sl->http, env->loop);
+    if (!rc)
+        rc = ob_life_init(&sl->life, env->loop, &slack_life, sl,
+                          (uv_timer_t *const[]){&sl->pump, &sl->retry, &sl->tick, NULL});
     if (rc) {
+        ob_http_free(sl->http);
         cfg_release(&sl->cfg);
         free(sl);
         return rc;
     }
     sl->loop = env->loop;
     sl->lws = env->lws;
-    uv_timer_init(env->loop, &sl->pump);
-    uv_timer_init(env->loop, &sl->retry);
-    uv_timer_init(env->loop, &sl->tick);
-    uv_timer_init(env->loop, &sl->drain);
-    sl->pump.data = sl->retry.data = sl->tick.data = sl->drain.data = sl;
     sl->ad.ops = &slack_ops;
     sl->ad.loop = env->loop;
     sl->ad.ctx = sl;

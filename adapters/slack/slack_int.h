@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <uv.h>
 
+#include "opsbot/adapter_life.h"
 #include "opsbot/event.h"
 #include "opsbot/slack.h"
 
@@ -179,12 +180,8 @@ struct slack {
 
     /* lifecycle */
     bool started;
-    bool stopping;
-    bool dead;   /* fatal: nothing more is attempted */
-    bool closed; /* handles closed */
-    bool freed;
-    int closing; /* uv handles whose close callback is pending */
-    uv_timer_t drain;
+    bool dead;            /* fatal: nothing more is attempted */
+    OB_LIFE_MEMBER(life); /* also sl->stopping, sl->closed */
 };
 
 /* slack.c */

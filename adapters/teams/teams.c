@@ -816,69 +816,58 @@ static int teams_start(struct ob_adapter *ad)
     return 0;
 }
 
-static void really_free(struct teams *tm)
+static size_t life_queued(void *ctx)
 {
-    ob_teams_keys_release(&tm->keys);
-    cfg_release(&tm->cfg);
-    free(tm);
+    return teams__queued(ctx);
 }
 
-static void handle_closed(uv_handle_t *h)
+static void life_fail_queued(void *ctx)
 {
-    struct teams *tm = h->data;
-
-    if (--tm->closing == 0 && tm->freed)
-        really_free(tm);
+    teams__queue_drop(ctx, OB_ETIMEOUT, true);
 }
 
-static void do_close(struct teams *tm)
+static void life_release(void *ctx)
 {
-    uv_timer_t *timers[] = {&tm->pump, &tm->token_timer, &tm->drain};
+    struct teams *tm = ctx;
 
-    if (tm->closed)
-        return;
-    tm->closed = true;
     teams__endpoint_stop(tm);
     teams__queue_drop(tm, OB_EHTTP, false);
     teams__connector_cancel(tm);
     ob_http_free(tm->http);
     tm->http = NULL;
-    for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
-        tm->closing++;
-        uv_close((uv_handle_t *)timers[i], handle_closed);
-    }
 }
 
-static void drain_cb(uv_timer_t *t)
+static void life_destroy(void *ctx)
 {
-    struct teams *tm = t->data;
-    size_t n = teams__queued(tm);
+    struct teams *tm = ctx;
 
-    if (n)
-        ob_warn("teams", "stopping: %zu queued message(s) not delivered", n);
-    teams__queue_drop(tm, OB_ETIMEOUT, true);
-    do_close(tm);
+    ob_teams_keys_release(&tm->keys);
+    cfg_release(&tm->cfg);
+    free(tm);
 }
+
+static const struct ob_life_ops teams_life = {
+    .name = "teams",
+    .queued = life_queued,
+    .fail_queued = life_fail_queued,
+    .release = life_release,
+    .destroy = life_destroy,
+};
 
 void teams__close_handles(struct teams *tm)
 {
-    if (tm->closed || tm->inflight)
-        return;
-    uv_timer_start(&tm->drain, drain_cb, 0, 0);
+    if (!tm->inflight)
+        ob_life_close_handles(&tm->life, 0);
 }
 
 static void teams_stop(struct ob_adapter *ad)
 {
     struct teams *tm = ad->ctx;
 
-    if (tm->stopping)
+    if (!ob_life_stop(&tm->life))
         return;
-    tm->stopping = true;
     teams__endpoint_stop(tm);
-    if (!teams__queued(tm) && !tm->inflight)
-        uv_timer_start(&tm->drain, drain_cb, 0, 0);
-    else
-        uv_timer_start(&tm->drain, drain_cb, TEAMS_DRAIN_MS, 0);
+    ob_life_close_handles(&tm->life, teams__queued(tm) || tm->inflight ? TEAMS_DRAIN_MS : 0);
 }
 
 static void teams_free(struct ob_adapter *ad)
@@ -887,12 +876,8 @@ static void teams_free(struct ob_adapter *ad)
 
     if (!tm)
         return;
-    tm->stopping = true;
     tm->ad.on_event = NULL;
-    do_close(tm);
-    tm->freed = true;
-    if (tm->closing == 0)
-        really_free(tm);
+    ob_life_free(&tm->life);
 }
 
 static const struct ob_adapter_ops teams_ops = {
@@ -933,17 +918,17 @@ int ob_teams_new(struct ob_adapter **out, const struct ob_platform_env *env, con
         return rc;
     }
     rc = ob_http_new(&tm->http, env->loop);
+    if (!rc)
+        rc = ob_life_init(&tm->life, env->loop, &teams_life, tm,
+                          (uv_timer_t *const[]){&tm->pump, &tm->token_timer, NULL});
     if (rc) {
+        ob_http_free(tm->http);
         cfg_release(&tm->cfg);
         free(tm);
         return rc;
     }
     tm->loop = env->loop;
     tm->lws = env->lws;
-    uv_timer_init(env->loop, &tm->pump);
-    uv_timer_init(env->loop, &tm->token_timer);
-    uv_timer_init(env->loop, &tm->drain);
-    tm->pump.data = tm->token_timer.data = tm->drain.data = tm;
     tm->ad.ops = &teams_ops;
     tm->ad.loop = env->loop;
     tm->ad.ctx = tm;

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 #include <uv.h>
 
+#include "opsbot/adapter_life.h"
 #include "opsbot/event.h"
 #include "opsbot/teams.h"
 
@@ -160,9 +161,8 @@ struct teams {
     size_t cards_next;
 
     /* lifecycle */
-    bool started, stopping, dead, closed, freed;
-    int closing;
-    uv_timer_t drain;
+    bool started, dead;
+    OB_LIFE_MEMBER(life); /* also tm->stopping, tm->closed */
 };
 
 /* teams.c */

@@ -41,6 +41,7 @@
 #include "opsbot/redact.h"
 #include "opsbot/util.h"
 #include "opsbot/ws.h"
+#include "ports.h"
 
 #define KUBE_TOKEN "kube-t0ken-for-tests-0123456789"
 #define HOOK_TOKEN "s3cret-hook-token-abcdef"
@@ -1100,16 +1101,9 @@ static void on_fatal_signal(int sig)
 
 static int free_port(void)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+    int port = standin_free_port();
 
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
+    return port > 0 ? port : 0;
 }
 
 /* The scrape target: counters that grow linearly with time, so rates and

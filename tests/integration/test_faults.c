@@ -620,6 +620,30 @@ static void test_redelivery_storm(void **state)
     fx_stop(F, false);
 }
 
+/* ---- a bot freed while an action runs (shutdown grace) ---------------------- */
+
+/* Found by a helper under ASan: ob_bot_free during the shutdown grace left
+ * the executor alive, and the child's exit then called back into the freed
+ * bot. Now the child is killed without its callback; fx_stop's uv_run and
+ * ASan show nothing touches freed memory, and every handle closes. */
+static void test_freed_during_grace(void **state)
+{
+    struct fx *F = &fxg;
+    char ts[32];
+
+    (void)state;
+    fx_start(F, false);
+    setenv("FLEET_DELAY", "1", 1); /* each pod of the restart takes 1 s */
+    assert_int_equal(slack_standin_message(F->sd, "D0DEV", "UDEV", "restart payments in staging",
+                                           NULL, ts, sizeof(ts)),
+                     0);
+    /* the "running:" message comes once the action outlives the hold */
+    assert_true(wait_posts(F, "running:", 1, 8000));
+    setenv("FLEET_DELAY", "0", 1);
+    assert_int_equal(count_posts(F, "finished:"), 0);
+    fx_stop(F, false); /* shutdown, then free 50 ms into the 30 s grace */
+}
+
 /* ---- a bot freed before its loop drained ----------------------------------- */
 
 static void walk_read(uv_handle_t *h, void *arg)
@@ -1018,6 +1042,7 @@ int main(void)
         cmocka_unit_test_teardown(test_exec_ignores_sigterm, teardown),
         cmocka_unit_test_teardown(test_redelivery_storm, teardown),
         cmocka_unit_test(test_bot_freed_before_drain),
+        cmocka_unit_test_teardown(test_freed_during_grace, teardown),
         cmocka_unit_test(test_disk_full),
         cmocka_unit_test(test_sigkill_restart),
     };

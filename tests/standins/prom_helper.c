@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "opsbot/http.h"
+#include "ports.h"
 #include "prom_helper.h"
 
 static pid_t g_pid;
@@ -38,16 +39,9 @@ bool ob_prom_available(void)
 
 static int free_port(void)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+    int port = standin_free_port();
 
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
+    return port > 0 ? port : 0;
 }
 
 struct once {
