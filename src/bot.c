@@ -1430,12 +1430,15 @@ static size_t inflight_cb(void *core)
     return ob_bot_inflight(core);
 }
 
-/* A second of quiet after work: the heap a burst grew goes back to the
- * system (glibc keeps freed memory otherwise; opsbot idles most of its
+/* A second of quiet after work: the last commits go to disk, and the heap
+ * a burst grew goes back to the system (glibc keeps freed memory otherwise; opsbot idles most of its
  * life, and its resident size is what a cluster's requests are set by). */
 static void trim_cb(uv_timer_t *t)
 {
-    (void)t;
+    struct ob_bot *bot = t->data;
+
+    /* and what was committed since the last action started goes to disk */
+    ob_store_sync(bot->store, NULL, NULL);
 #ifdef __GLIBC__
     malloc_trim(64 * 1024);
 #endif

@@ -9,6 +9,9 @@
  * answers on the loop. The WAL is append-only between checkpoints, so an
  * fsync that began after a commit makes that commit and every earlier one
  * durable; one fsync serves every caller that asked before it began.
+ * Fsyncs happen only when asked for: before actions start, and when the
+ * daemon goes quiet (ob_store_sync with no callback), so a burst of
+ * commits costs one fsync per action batch, not one per commit.
  *
  * Checkpoints (copying the WAL back into the database, with two fsyncs)
  * would block the committing thread, so SQLite's automatic ones are off
@@ -85,11 +88,12 @@ static void fsync_done(uv_fs_t *req)
     while (w) {
         struct sync_waiter *next = w->next;
 
-        w->cb(w->data, status);
+        if (w->cb)
+            w->cb(w->data, status);
         free(w);
         w = next;
     }
-    if (s->next_round || s->dirty)
+    if (s->next_round)
         start_round(s);
 }
 
@@ -116,8 +120,10 @@ int ob_store_sync(struct ob_store *s, ob_store_sync_cb cb, void *data)
 {
     struct sync_waiter *w, **tail;
 
-    if (!s || !cb || !s->loop || s->released)
+    if (!s || !s->loop || s->released)
         return OB_EINVAL;
+    if (!cb && (!s->dirty || s->next_round))
+        return 0; /* nothing new, or a round that begins later is coming */
     w = ob_xcalloc(1, sizeof(*w));
     w->cb = cb;
     w->data = data;

@@ -40,7 +40,9 @@ bool ob_store_is_async(const struct ob_store *s);
 typedef void (*ob_store_sync_cb)(void *data, int status);
 /* Calls cb once, on the loop, never before returning. One fsync is in
  * flight at a time; calls made meanwhile share the next one. Callbacks
- * still waiting when the store is closed are dropped, not called. */
+ * still waiting when the store is closed are dropped, not called. With cb
+ * NULL: makes what was committed durable soon, when anything is not yet
+ * (the daemon calls it when it goes quiet). */
 int ob_store_sync(struct ob_store *s, ob_store_sync_cb cb, void *data);
 /* The last failure's text as SQLite gave it ("database or disk is full"),
  * "" when nothing failed yet. For messages to people. */
