@@ -639,7 +639,8 @@ static int report(const char *out, struct phase *ph, size_t nph, const struct me
             "user `UBENCH`, text `status of checkout in prod` (rule parser, no LLM); `status` "
             "bound to an `http` executor (GET on the stand-in, answered at once: the pipeline is "
             "measured, not fork/exec); policy allows it without approval; "
-            "`min_post_interval: 0`; state DB on the root disk (synchronous=FULL). Each request "
+            "`min_post_interval: 0`; state DB on the root disk (WAL, synchronous=NORMAL, an fsync "
+            "before each batch of action starts). Each request "
             "posts several messages into its thread; *echo* = the first, *done* = the last "
             "(`audit #N · chain …`).\n\n",
             when, sysconf(_SC_NPROCESSORS_ONLN), cpu, u.sysname, u.release, load0, NCHAN);
