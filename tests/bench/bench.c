@@ -665,7 +665,7 @@ static int report(const char *out, struct phase *ph, size_t nph, const struct me
             "\n| opsbot | measured |\n|---|---|\n"
             "| start-up to ready (spawn → `connected (Socket Mode` log line) | %.1f ms |\n"
             "| idle RSS after start (VmRSS) | %.1f MB |\n"
-            "| … of it shared library pages (one copy per machine) | %.1f MB |\n"
+            "| … of it pages other running processes map too (shared libraries) | %.1f MB |\n"
             "| idle PSS after start (shared pages divided among their users) | %.1f MB |\n"
             "| idle USS after start (private: what this process alone costs) | %.1f MB |\n"
             "| idle anonymous memory after start (heap, stacks, JIT) | %.1f MB |\n"
