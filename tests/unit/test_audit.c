@@ -17,6 +17,7 @@
 #include "opsbot/err.h"
 #include "opsbot/log.h"
 #include "opsbot/store.h"
+#include "unit/csv_reader.h"
 
 #define T0 1732723447000LL
 
@@ -425,51 +426,6 @@ static char *export(struct ob_store *s, enum ob_audit_format fmt, int64_t since,
     fclose(f);
     assert_non_null(buf);
     return buf;
-}
-
-/* A strict RFC 4180 reader: fields of one record, *p advanced past CRLF. */
-static int csv_row(const char **p, char fields[][512], int max)
-{
-    const char *q = *p;
-    int n = 0;
-
-    for (;;) {
-        size_t len = 0;
-
-        assert_true(n < max);
-        if (*q == '"') {
-            q++;
-            for (;;) {
-                assert_true(*q != '\0');
-                if (*q == '"' && q[1] == '"') {
-                    fields[n][len++] = '"';
-                    q += 2;
-                } else if (*q == '"') {
-                    q++;
-                    break;
-                } else {
-                    fields[n][len++] = *q++;
-                }
-                assert_true(len < 511);
-            }
-        } else {
-            while (*q && *q != ',' && *q != '\r') {
-                assert_true(*q != '"' && *q != '\n');
-                fields[n][len++] = *q++;
-                assert_true(len < 511);
-            }
-        }
-        fields[n][len] = '\0';
-        n++;
-        if (*q == ',') {
-            q++;
-            continue;
-        }
-        assert_int_equal(q[0], '\r');
-        assert_int_equal(q[1], '\n');
-        *p = q + 2;
-        return n;
-    }
 }
 
 static void test_export_csv(void **state)

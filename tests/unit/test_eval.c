@@ -16,6 +16,7 @@
 #include "opsbot/config.h"
 #include "opsbot/eval.h"
 #include "opsbot/log.h"
+#include "unit/csv_reader.h"
 
 #define NCOLS 19
 #define TEXT_COL 4
@@ -53,42 +54,6 @@ static char *slurp(const char *path)
     buf[n] = '\0';
     fclose(f);
     return buf;
-}
-
-/* A strict RFC 4180 reader: the fields of one record, *p advanced past CRLF. */
-static int csv_row(const char **p, char fields[][512], int max)
-{
-    const char *q = *p;
-    int n = 0;
-
-    for (;;) {
-        size_t len = 0;
-
-        assert_true(n < max);
-        if (*q == '"') {
-            for (q++;; len++) {
-                assert_true(*q != '\0' && len < 511);
-                if (*q == '"' && q[1] != '"')
-                    break;
-                fields[n][len] = *q;
-                q += *q == '"' ? 2 : 1;
-            }
-            q++;
-        } else {
-            for (; *q && *q != ',' && *q != '\r'; len++) {
-                assert_true(*q != '"' && *q != '\n' && len < 511);
-                fields[n][len] = *q++;
-            }
-        }
-        fields[n++][len] = '\0';
-        if (*q != ',')
-            break;
-        q++;
-    }
-    assert_int_equal(q[0], '\r');
-    assert_int_equal(q[1], '\n');
-    *p = q + 2;
-    return n;
 }
 
 /* A config without an LLM: the shipped intents and one policy file. */
