@@ -1431,8 +1431,8 @@ static size_t inflight_cb(void *core)
 }
 
 /* A second of quiet after work: the last commits go to disk, and the heap
- * a burst grew goes back to the system (glibc keeps freed memory otherwise; opsbot idles most of its
- * life, and its resident size is what a cluster's requests are set by). */
+ * a burst grew goes back to the system (glibc keeps freed memory otherwise; opsbot idles most of
+ * its life, and its resident size is what a cluster's requests are set by). */
 static void trim_cb(uv_timer_t *t)
 {
     struct ob_bot *bot = t->data;

@@ -21,7 +21,7 @@
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
 #define MAX_SEND (16u * 1024 * 1024)
 #define FRAGMENT (32u * 1024) /* large messages are sent in fragments of this size */
-#define WRITE_BURST 64         /* frames written in one writeable callback at most */
+#define WRITE_BURST 64        /* frames written in one writeable callback at most */
 #define REAP_MAX_TICKS 5000u  /* ~5 s waiting for lws's handles, then finish anyway */
 #define MAX_URL 2048
 

@@ -30,7 +30,6 @@
 #define ID_MAX 512             /* event ids, approval ids, user and action names */
 #define JSON_MAX (1024 * 1024) /* one serialised approval */
 
-
 static const char *const stmt_sql[ST_COUNT_] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",

@@ -155,8 +155,8 @@ static void ckpt_work(uv_work_t *req)
             return;
         }
     }
-    s->ckpt_rc = sqlite3_wal_checkpoint_v2(s->ckpt_db, "main", SQLITE_CHECKPOINT_PASSIVE, NULL,
-                                           NULL);
+    s->ckpt_rc =
+        sqlite3_wal_checkpoint_v2(s->ckpt_db, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 }
 
 static void ckpt_done(uv_work_t *req, int status)

@@ -246,11 +246,15 @@ static void stop(struct session *s)
 {
     char cmd[400];
 
+    /* The lws context is the stand-in's: taken back before the shutdown,
+     * whose release step frees the bot's context (as soon as no post is in
+     * flight, which may be within the runs below): the stand-in's server
+     * went with it and ob_llm_standin_free read freed memory (ASan, CI). */
+    s->bot->lws = NULL;
     ob_bot_shutdown(s->bot);
     /* The bot's handles finish closing before its memory goes. */
     for (int i = 0; i < 3; i++)
         uv_run(&s->loop, UV_RUN_NOWAIT);
-    s->bot->lws = NULL;
     ob_bot_free(s->bot);
     ob_llm_standin_free(s->si);
     ob_lws_free(s->lws);
