@@ -360,6 +360,22 @@ static void sayf(struct ob_request *req, unsigned flags, const char *fmt, ...)
     free(text);
 }
 
+/* A plain step of req, gathered with its others (for the other core files). */
+void ob__sayf(struct ob_request *req, const char *fmt, ...)
+{
+    va_list ap;
+    char *text = NULL;
+
+    va_start(ap, fmt);
+    if (vasprintf(&text, fmt, ap) < 0)
+        text = NULL;
+    va_end(ap);
+    if (!text)
+        return;
+    sayf(req, 0, "%s", text);
+    free(text);
+}
+
 /* The last message of a request carries the chain hash at that point. */
 void ob__say_final(struct ob_request *req, const char *fmt, ...)
 {

@@ -145,6 +145,9 @@ int64_t ob__req_audit(struct ob_request *req, const char *step, const char *acto
 /* Redacts and posts text; cb (optional) gets the message reference. */
 int ob__post_raw(struct ob_bot *bot, struct ob_adapter *ad, const char *channel, const char *thread,
                  unsigned flags, const char *ask_user, const char *text, ob_post_cb cb, void *data);
+/* A plain step of req: gathered with the others said in this loop turn
+ * and posted as one message (bot.c "what a request says"). */
+void ob__sayf(struct ob_request *req, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void ob__say_final(struct ob_request *req, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 struct ob_request *ob__request_new(struct ob_bot *bot, struct ob_adapter *ad,

@@ -951,8 +951,8 @@ bool ob__diagnose_on_pick(struct ob_bot *bot, struct ob_adapter *ad, const struc
     cJSON_AddStringToObject(d, "rule", dp->rule);
     cJSON_AddStringToObject(d, "reason", dp->reason);
     id = ob__req_audit(req, "understood", "opsbot", d);
-    reply(r, ad, "[#%lld] understood: %s (pick %d of diagnosis %s by %s)", (long long)id, s, n,
-          r->id, user);
+    ob__sayf(req, "[#%lld] understood: %s (pick %d of diagnosis %s by %s)", (long long)id, s, n,
+             r->id, user);
     ob__decide(req);
     return true;
 }
