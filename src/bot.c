@@ -1497,15 +1497,35 @@ static void batch_synced(void *data, int status)
     free(b);
 }
 
+/* The work of the loop turn that ends here (the time since the last one,
+ * less what the loop spent waiting in poll): opsbot_loop_busy_seconds. */
+static void loop_busy(struct ob_bot *bot)
+{
+    uint64_t now, idle;
+
+    if (!bot->loop_metrics)
+        return;
+    now = uv_hrtime();
+    idle = uv_metrics_idle_time(bot->loop);
+    if (bot->turn_ns && now - bot->turn_ns >= idle - bot->turn_idle_ns)
+        ob_metrics_loop_busy((double)((now - bot->turn_ns) - (idle - bot->turn_idle_ns)) / 1e9);
+    bot->turn_ns = now;
+    bot->turn_idle_ns = idle;
+}
+
 /* Once per loop turn: commit what the turn wrote, then make the batch of
  * actions queued in it durable before they start — an fsync on the thread
  * pool in the daemon (the loop goes on meanwhile), at once otherwise. */
 static void flush_cb(uv_check_t *c)
 {
     struct ob_bot *bot = c->data;
-    int rc = ob_store_flush(bot->store);
+    int rc;
     struct start_batch *b;
-    struct ob_request *reqs = bot->start_queue;
+    struct ob_request *reqs;
+
+    loop_busy(bot);
+    rc = ob_store_flush(bot->store);
+    reqs = bot->start_queue;
 
     if (rc)
         ob__store_failed(bot, rc, reqs ? "the durable flush before an action" : "commit");
@@ -1607,6 +1627,8 @@ int ob_bot_new(struct ob_bot **out, uv_loop_t *loop, struct ob_bundle *b, const 
     exec_http(bot);
     bot->start_tail = &bot->start_queue;
     bot->saying_tail = &bot->saying;
+    /* idle time in poll, for opsbot_loop_busy_seconds (libuv >= 1.39) */
+    bot->loop_metrics = uv_loop_configure(loop, UV_METRICS_IDLE_TIME) == 0;
     uv_idle_init(loop, &bot->start_kick);
     bot->start_kick.data = bot;
     uv_check_init(loop, &bot->flush_check);

@@ -103,7 +103,9 @@ struct ob_bot {
      * a message with their result (deadline order). */
     struct ob_request *held, **hold_tail;
     uv_timer_t hold_timer;
-    uv_timer_t trim_timer;     /* malloc_trim once quiet (bot.c) */
+    uv_timer_t trim_timer; /* malloc_trim once quiet (bot.c) */
+    bool loop_metrics;     /* the loop counts its idle time */
+    uint64_t turn_ns, turn_idle_ns;
     struct dx_run *diagnoses;  /* diagnose_run.c: gathering, or open for picks */
     size_t diagnosing;         /* diagnoses not answered yet (in flight) */
     struct pending *approvals; /* pending first; resolved ones kept a while */

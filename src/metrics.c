@@ -38,6 +38,7 @@ struct family {
 static const double approval_bounds[] = {10, 30, 60, 300, 600, 1800, 3600, 14400, 86400};
 static const double exec_bounds[] = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
 static const double llm_bounds[] = {0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60};
+static const double loop_bounds[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
 
 enum {
     F_EVENTS,
@@ -52,6 +53,7 @@ enum {
     F_LLM_LATENCY,
     F_RECONNECTS,
     F_RATELIMIT,
+    F_LOOP_BUSY,
     F_N
 };
 
@@ -182,6 +184,18 @@ static struct family fams[F_N] = {
                       0,
                       0,
                       NULL},
+    [F_LOOP_BUSY] = {"opsbot_loop_busy_seconds",
+                     "Time each turn of the event loop spent working (not waiting for I/O): "
+                     "long turns delay every chat event behind them.",
+                     M_HISTOGRAM,
+                     {NULL},
+                     0,
+                     loop_bounds,
+                     NB(loop_bounds),
+                     NULL,
+                     0,
+                     0,
+                     NULL},
     [F_RATELIMIT] = {"opsbot_ratelimit_waits_total",
                      "Times a chat platform's rate limit made the adapter wait.",
                      M_COUNTER,
@@ -308,6 +322,11 @@ void ob_metrics_llm_call(const struct ob_metrics_llm *m)
 void ob_metrics_inc_reconnect(const char *platform)
 {
     add(F_RECONNECTS, (const char *[]){platform}, 1);
+}
+
+void ob_metrics_loop_busy(double seconds)
+{
+    observe(F_LOOP_BUSY, NULL, seconds);
 }
 
 void ob_metrics_inc_ratelimit_wait(const char *platform)

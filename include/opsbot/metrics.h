@@ -20,6 +20,7 @@
  *   opsbot_llm_latency_seconds{connection,model}      histogram
  *   opsbot_adapter_reconnects_total{platform}         counter
  *   opsbot_ratelimit_waits_total{platform}            counter
+ *   opsbot_loop_busy_seconds                          histogram (work per loop turn)
  */
 #ifndef OPSBOT_METRICS_H
 #define OPSBOT_METRICS_H
@@ -49,6 +50,8 @@ void ob_metrics_llm_call(const struct ob_metrics_llm *m);
 /* For the adapters. */
 void ob_metrics_inc_reconnect(const char *platform);
 void ob_metrics_inc_ratelimit_wait(const char *platform);
+/* One turn of the event loop: the time it worked, not waiting for I/O. */
+void ob_metrics_loop_busy(double seconds);
 
 /* The exposition text (malloc'd, NUL-terminated; *len without the NUL). */
 char *ob_metrics_render(size_t *len);

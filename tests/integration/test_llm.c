@@ -764,6 +764,9 @@ static void test_metrics_endpoint(void **state)
     assert_non_null(strstr(g.body, "opsbot_execution_seconds_count{action=\"status\"} 1\n"));
     assert_non_null(strstr(g.body, "opsbot_llm_latency_seconds_count{connection=\"patient\","
                                    "model=\"gpt-test\"} 2\n"));
+    /* the loop's turns were measured (the bot's loop counts its idle time) */
+    assert_non_null(strstr(g.body, "# TYPE opsbot_loop_busy_seconds histogram\n"));
+    assert_true(ob_metrics_value("opsbot_loop_busy_seconds", NULL, 0) > 10);
     fetch(&s, h, "/healthz", &g);
     assert_int_equal(g.status, 200);
     fetch(&s, h, "/readyz", &g);

@@ -322,12 +322,13 @@ static void test_empty_parses(void **state)
         {"opsbot_llm_latency_seconds", "histogram"},
         {"opsbot_adapter_reconnects_total", "counter"},
         {"opsbot_ratelimit_waits_total", "counter"},
+        {"opsbot_loop_busy_seconds", "histogram"},
     };
     struct expo *e = scrape();
 
     (void)state;
-    assert_int_equal(e->nf, 12);
-    for (size_t i = 0; i < 12; i++) {
+    assert_int_equal(e->nf, 13);
+    for (size_t i = 0; i < 13; i++) {
         struct family *f = fam(e, families[i][0]);
 
         if (!f)
@@ -363,6 +364,8 @@ static void test_counters_move(void **state)
     ob_metrics_inc_reconnect("slack");
     ob_metrics_inc_ratelimit_wait("slack");
     ob_metrics_inc_ratelimit_wait("slack");
+    ob_metrics_loop_busy(0.0003);
+    ob_metrics_loop_busy(0.02);
     e = scrape();
     assert_true(value(e, "opsbot_events_total", "platform=console", "kind=message", NULL) == 2);
     assert_true(value(e, "opsbot_events_total", "platform=slack", "kind=reaction_add", NULL) == 1);
@@ -377,6 +380,10 @@ static void test_counters_move(void **state)
     assert_true(value(e, "opsbot_approval_seconds_bucket", "le=1800", NULL) == 2);
     assert_true(value(e, "opsbot_approval_seconds_bucket", "le=+Inf", NULL) == 2);
     assert_true(value(e, "opsbot_approval_seconds_count", NULL) == 2);
+    assert_true(value(e, "opsbot_loop_busy_seconds_bucket", "le=0.0005", NULL) == 1);
+    assert_true(value(e, "opsbot_loop_busy_seconds_bucket", "le=0.01", NULL) == 1);
+    assert_true(value(e, "opsbot_loop_busy_seconds_bucket", "le=0.025", NULL) == 2);
+    assert_true(value(e, "opsbot_loop_busy_seconds_count", NULL) == 2);
     assert_float_equal(value(e, "opsbot_approval_seconds_sum", NULL), 1842, 1e-9);
     assert_true(value(e, "opsbot_executions_total", "action=restart", "result=ok", NULL) == 1);
     assert_true(value(e, "opsbot_executions_total", "action=restart", "result=failed", NULL) == 1);
