@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -28,6 +30,7 @@
 
 #include <uv.h>
 
+#include "ports.h"
 #include "slack_standin.h"
 
 #define NCHAN 256
@@ -49,13 +52,26 @@ struct phase {
     double cpu_s, bench_cpu_s, other_cpu_s, wall_s, achieved, offered;
     double ack_p50, ack_p99, ack_max, echo_p50, echo_p99, echo_max, done_p50, done_p99;
     long hwm_kb, rss_kb;
+    /* opsbot's own loop during the phase (opsbot_loop_busy_seconds):
+     * turns, and turns that worked longer than 5 / 10 / 25 / 50 ms */
+    long turns, over5, over10, over25, over50;
     char load[64];
     bool timed_out;
+};
+
+/* opsbot_loop_busy_seconds as scraped: cumulative counts per bound. */
+#define NBUSY 11
+static const char *const busy_le[NBUSY] = {"0.0005", "0.001", "0.002", "0.005", "0.01", "0.025",
+                                           "0.05",   "0.1",   "0.25",  "1",     "+Inf"};
+struct busy {
+    long le[NBUSY];
+    bool ok;
 };
 
 static struct {
     uv_loop_t loop;
     struct slack_standin *sd;
+    int metrics_port;
     uv_process_t proc;
     uv_pipe_t errp;
     uv_timer_t tick;
@@ -395,8 +411,65 @@ static void pct(int64_t *v, size_t n, double *p50, double *p99, double *max)
         *max = (double)v[n - 1] / 1e6;
 }
 
+/* A blocking GET of opsbot's /metrics between measurements (a few ms,
+ * while nothing is being timed). */
+static struct busy scrape_busy(void)
+{
+    struct busy b = {0};
+    struct sockaddr_in a = {0};
+    static char buf[1 << 20];
+    size_t len = 0;
+    ssize_t n;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+
+    if (fd < 0 || B.metrics_port <= 0)
+        goto out;
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)B.metrics_port);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) || write(fd, req, sizeof(req) - 1) < 0)
+        goto out;
+    while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    for (int i = 0; i < NBUSY; i++) {
+        char key[80];
+        const char *at;
+
+        snprintf(key, sizeof(key), "opsbot_loop_busy_seconds_bucket{le=\"%s\"} ", busy_le[i]);
+        at = strstr(buf, key);
+        if (!at)
+            goto out;
+        b.le[i] = strtol(at + strlen(key), NULL, 10);
+    }
+    b.ok = true;
+out:
+    if (fd >= 0)
+        close(fd);
+    return b;
+}
+
+static void busy_delta(struct phase *p, const struct busy *b0, const struct busy *b1)
+{
+    long d[NBUSY];
+
+    if (!b0->ok || !b1->ok) {
+        p->turns = -1;
+        return;
+    }
+    for (int i = 0; i < NBUSY; i++)
+        d[i] = b1->le[i] - b0->le[i];
+    p->turns = d[NBUSY - 1];
+    p->over5 = p->turns - d[3];  /* le 0.005 */
+    p->over10 = p->turns - d[4]; /* le 0.01 */
+    p->over25 = p->turns - d[5]; /* le 0.025 */
+    p->over50 = p->turns - d[6]; /* le 0.05 */
+}
+
 static void run_phase(struct phase *p)
 {
+    struct busy b0 = scrape_busy(), b1;
     double cpu0, self0, mach0;
     int64_t *a, *e, *d, last_done = 0;
     size_t na = 0, ne = 0, nd = 0;
@@ -423,6 +496,8 @@ static void run_phase(struct phase *p)
     loadavg(p->load, sizeof(p->load));
     p->hwm_kb = status_kb(B.pid, "VmHWM");
     p->rss_kb = status_kb(B.pid, "VmRSS");
+    b1 = scrape_busy();
+    busy_delta(p, &b0, &b1);
 
     a = calloc(p->sent + 1, sizeof(*a));
     e = calloc(p->sent + 1, sizeof(*e));
@@ -457,11 +532,13 @@ static void run_phase(struct phase *p)
     fprintf(stderr,
             "bench: %-10s sent %6u done %6u in %6.2fs = %8.0f ev/s (offered %8.0f) ack p50 %.3f "
             "p99 %.3f max %.3f ms; echo p50 %.3f p99 %.3f max %.3f ms; opsbot cpu %.2fs "
-            "(%.3f s/1000 ev), bench cpu %.2fs, other %.2fs; rss %ld kB hwm %ld kB; load %s%s\n",
+            "(%.3f s/1000 ev), bench cpu %.2fs, other %.2fs; rss %ld kB hwm %ld kB; loop turns "
+            "%ld, > 5/10/25/50 ms: %ld/%ld/%ld/%ld; load %s%s\n",
             p->name, p->sent, p->done, p->wall_s, p->achieved, p->offered, p->ack_p50, p->ack_p99,
             p->ack_max, p->echo_p50, p->echo_p99, p->echo_max, p->cpu_s,
             p->sent ? p->cpu_s * 1000 / p->sent : 0, p->bench_cpu_s, p->other_cpu_s, p->rss_kb,
-            p->hwm_kb, p->load, p->timed_out ? " TIMED OUT" : "");
+            p->hwm_kb, p->turns, p->over5, p->over10, p->over25, p->over50, p->load,
+            p->timed_out ? " TIMED OUT" : "");
 }
 
 /* ---- set-up ---------------------------------------------------------------------- */
@@ -491,8 +568,9 @@ static int write_config(const char *root)
              "    min_post_interval: 0s\n"
              "actions:\n  include: [%s/intents/status.yaml]\n  bind:\n    status:\n"
              "      type: http\n      url: %sstatus/{service}/{env}\n      timeout: 10s\n"
-             "policies:\n  include: policies/*.yaml\n",
-             B.dir, api, root, url);
+             "policies:\n  include: policies/*.yaml\n"
+             "metrics:\n  listen: \"127.0.0.1:%d\"\n",
+             B.dir, api, root, url, B.metrics_port);
     snprintf(path, sizeof(path), "%s/opsbot.yaml", B.dir);
     if (write_file(path, yaml))
         return -1;
@@ -573,12 +651,14 @@ static void json_phase(FILE *f, const struct phase *p, bool last)
             "\"done_ms\": {\"p50\": %.3f, \"p99\": %.3f},\n"
             "     \"opsbot_cpu_s\": %.3f, \"opsbot_cpu_s_per_1000\": %.4f, \"bench_cpu_s\": "
             "%.3f, \"other_cpu_s\": %.3f, \"opsbot_rss_kb\": %ld, \"opsbot_hwm_kb\": %ld, "
-            "\"loadavg\": \"%s\", \"timed_out\": %s}%s\n",
+            "\"loop_turns\": %ld, \"loop_turns_over_ms\": {\"5\": %ld, \"10\": %ld, \"25\": %ld, "
+            "\"50\": %ld},\n     \"loadavg\": \"%s\", \"timed_out\": %s}%s\n",
             p->name, p->rate > 0 ? p->rate : p->offered, p->sent, p->acked, p->echoed, p->done,
             p->wall_s, p->achieved, p->ack_p50, p->ack_p99, p->ack_max, p->echo_p50, p->echo_p99,
             p->echo_max, p->done_p50, p->done_p99, p->cpu_s,
             p->sent ? p->cpu_s * 1000 / p->sent : 0, p->bench_cpu_s, p->other_cpu_s, p->rss_kb,
-            p->hwm_kb, p->load, p->timed_out ? "true" : "false", last ? "" : ",");
+            p->hwm_kb, p->turns, p->over5, p->over10, p->over25, p->over50, p->load,
+            p->timed_out ? "true" : "false", last ? "" : ",");
 }
 
 static int report(const char *out, struct phase *ph, size_t nph, const struct mem *idle,
@@ -645,18 +725,20 @@ static int report(const char *out, struct phase *ph, size_t nph, const struct me
             "(`audit #N · chain …`).\n\n",
             when, sysconf(_SC_NPROCESSORS_ONLN), cpu, u.sysname, u.release, load0, NCHAN);
     fprintf(f, "| phase | offered ev/s | events | done ev/s | ack p50 / p99 / max ms | echo p50 "
-               "/ p99 / max ms | done p99 ms | opsbot CPU s /1000 ev | bench CPU s | other "
-               "CPU s | load avg |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+               "/ p99 / max ms | done p99 ms | opsbot CPU s /1000 ev | opsbot loop turns (> 5 / "
+               "10 / 25 / 50 ms) | bench CPU s | other CPU s | load avg "
+               "|\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < nph; i++) {
         const struct phase *p = &ph[i];
 
         fprintf(f,
                 "| %s | %.0f | %u | %.0f | %.2f / %.2f / %.2f | %.2f / %.2f / %.2f | %.2f | "
-                "%.3f | %.2f | %.2f | %.2f %.2f %.2f |\n",
+                "%.3f | %ld (%ld / %ld / %ld / %ld) | %.2f | %.2f | %.2f %.2f %.2f |\n",
                 p->name, p->rate > 0 ? p->rate : p->offered, p->sent, p->achieved, p->ack_p50,
                 p->ack_p99, p->ack_max, p->echo_p50, p->echo_p99, p->echo_max, p->done_p99,
-                p->sent ? p->cpu_s * 1000 / p->sent : 0, p->bench_cpu_s, p->other_cpu_s,
-                atof(p->load), atof(strchr(p->load, ' ') ? strchr(p->load, ' ') : "0"),
+                p->sent ? p->cpu_s * 1000 / p->sent : 0, p->turns, p->over5, p->over10, p->over25,
+                p->over50, p->bench_cpu_s, p->other_cpu_s, atof(p->load),
+                atof(strchr(p->load, ' ') ? strchr(p->load, ' ') : "0"),
                 atof(strchr(p->load, ' ') && strchr(strchr(p->load, ' ') + 1, ' ')
                          ? strchr(strchr(p->load, ' ') + 1, ' ')
                          : "0"));
@@ -725,6 +807,7 @@ int main(int argc, char **argv)
     h.on_post = on_post;
     h.lean = true;
     slack_standin_set_hooks(B.sd, &h);
+    B.metrics_port = standin_free_port();
     if (write_config(argv[2]) || spawn_opsbot(argv[1]))
         goto out;
     uv_timer_init(&B.loop, &B.tick);
