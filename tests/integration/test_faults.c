@@ -9,7 +9,6 @@
  * deadline.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -26,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "e2e_fixture.h"
 #include "llm_standin.h"
 #include "opsbot/bot.h"
 #include "opsbot/err.h"
@@ -35,107 +35,31 @@
 
 #define LLM_KEY "sk-faults-test-key-0001"
 
-static const char *src_root(void)
-{
-    const char *r = getenv("OB_SOURCE_ROOT");
-
-    return r ? r : "..";
-}
-
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    char *buf;
-    size_t len;
-
-    if (!fp)
-        return strdup("");
-    buf = malloc(4 << 20);
-    len = fread(buf, 1, (4 << 20) - 1, fp);
-    buf[len] = '\0';
-    fclose(fp);
-    return buf;
-}
-
-static size_t count_in(const char *text, const char *needle)
-{
-    size_t n = 0;
-
-    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
-        n++;
-    return n;
-}
-
-static void rm_rf(const char *dir)
-{
-    char cmd[400];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd))
-        fprintf(stderr, "cannot remove %s\n", dir);
-}
-
 /* ==== the in-process fixture: opsbot + the local Slack ===================== */
 
 struct fx {
-    uv_loop_t loop;
+    struct e2e e; /* first: the hooks get &fx->e */
     struct slack_standin *sd;
-    struct ob_bot *bot;
     struct ob_lws *llm_lws; /* the LLM stand-in's transport, when used */
     struct ob_llm_standin *llm;
-    char dir[256];
-    char log[320];
-    int saved_err;
-    bool capturing;
-    bool running;
 };
 
 static struct fx fxg;
-static struct fx *current; /* the teardown cleans up after a failed assertion */
 
-static void capture_start(struct fx *f)
+static void free_standin(struct e2e *e)
 {
-    int fd;
+    struct fx *f = (struct fx *)e;
 
-    snprintf(f->log, sizeof(f->log), "%s/log", f->dir);
-    fflush(stderr);
-    f->saved_err = dup(2);
-    fd = open(f->log, O_CREAT | O_WRONLY | O_TRUNC | O_APPEND, 0600);
-    assert_true(fd >= 0);
-    dup2(fd, 2);
-    close(fd);
-    f->capturing = true;
+    slack_standin_free(f->sd);
+    if (f->llm)
+        ob_llm_standin_free(f->llm);
+    if (f->llm_lws)
+        ob_lws_free(f->llm_lws);
 }
 
-static bool log_has(struct fx *f, const char *needle)
-{
-    char *text;
-    bool found;
-
-    fflush(stderr);
-    text = slurp(f->log);
-    found = strstr(text, needle) != NULL;
-    free(text);
-    return found;
-}
-
-static void capture_stop(struct fx *f, bool show)
-{
-    char *text;
-
-    if (!f->capturing)
-        return;
-    f->capturing = false;
-    fflush(stderr);
-    dup2(f->saved_err, 2);
-    close(f->saved_err);
-    if (!show)
-        return;
-    text = slurp(f->log);
-    fprintf(stderr, "---- opsbot log (last 4 KiB) ----\n%s\n--------------------\n",
-            strlen(text) > 65536 ? text + strlen(text) - 65536 : text);
-    free(text);
-}
+/* The log of the redelivery storm is large: shown only when a test fails. */
+static const struct e2e_hooks hooks = {
+    .name = "faults", .free_standin = free_standin, .log_on_failure = true};
 
 static bool live_cond(struct slack_standin *s, void *arg)
 {
@@ -147,98 +71,30 @@ static bool hellos_cond(struct slack_standin *s, void *arg)
     return slack_standin_hellos(s) >= (size_t)(intptr_t)arg;
 }
 
-static bool connected_cond(struct slack_standin *s, void *arg)
-{
-    (void)s;
-    return log_has(arg, "connected (Socket Mode");
-}
-
 /* llm: start the LLM stand-in too (mode llm-first). */
 static void fx_start(struct fx *f, bool llm)
 {
-    struct slack_standin_opts o = {0};
-    struct ob_bundle *b = NULL;
-    struct ob_diag d;
-    char path[512], port[16];
-    int rc;
+    struct slack_standin_opts o = {.ping_ms = 100};
+    char port[16];
 
     memset(f, 0, sizeof(*f));
-    current = f;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ob-faults-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    setenv("OPSBOT_STATE_DIR", f->dir, 1);
-    setenv("FLEET_DELAY", "0", 1);
-    capture_start(f);
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    f->running = true;
-    o.ping_ms = 100;
-    assert_int_equal(slack_standin_new(&f->sd, &f->loop, &o), 0);
+    e2e_begin(&f->e, &hooks);
+    assert_int_equal(slack_standin_new(&f->sd, &f->e.loop, &o), 0);
     setenv("SLACK_API_BASE", slack_standin_api_base(f->sd), 1);
     setenv("SLACK_BOT_TOKEN", "xoxb-standin-bot", 1);
     setenv("SLACK_APP_TOKEN", "xapp-standin-app", 1);
     unsetenv("LLM_PORT");
     unsetenv("LLM_MODE");
     if (llm) {
-        assert_int_equal(ob_lws_new(&f->llm_lws, &f->loop), 0);
-        assert_int_equal(ob_llm_standin_new(&f->llm, f->llm_lws, &f->loop, LLM_KEY, "x"), 0);
+        assert_int_equal(ob_lws_new(&f->llm_lws, &f->e.loop), 0);
+        assert_int_equal(ob_llm_standin_new(&f->llm, f->llm_lws, &f->e.loop, LLM_KEY, "x"), 0);
         snprintf(port, sizeof(port), "%d", ob_llm_standin_port(f->llm));
         setenv("LLM_PORT", port, 1);
         setenv("LLM_MODE", "llm-first", 1);
     }
-    snprintf(path, sizeof(path), "%s/tests/data/faults/opsbot.yaml", src_root());
-    ob_diag_init(&d);
-    rc = ob_bundle_load(&b, path, &d);
-    if (rc)
-        ob_diag_print(&d, stderr);
-    ob_diag_release(&d);
-    assert_int_equal(rc, 0);
-    assert_int_equal(ob_bot_new(&f->bot, &f->loop, b, path), 0);
-    assert_int_equal(ob_bot_start(f->bot), 0);
+    e2e_start_bot(&f->e, "opsbot.yaml");
     assert_true(slack_standin_wait(f->sd, live_cond, (void *)1, 5000));
-    assert_true(slack_standin_wait(f->sd, connected_cond, f, 5000));
-}
-
-static void fx_stop(struct fx *f, bool show_log)
-{
-    int rc = 0;
-
-    if (f->running) {
-        f->running = false;
-        if (f->bot) {
-            ob_bot_shutdown(f->bot);
-            slack_standin_wait(f->sd, NULL, NULL, 50);
-            ob_bot_free(f->bot);
-        }
-        slack_standin_free(f->sd);
-        if (f->llm)
-            ob_llm_standin_free(f->llm);
-        if (f->llm_lws)
-            ob_lws_free(f->llm_lws);
-        uv_run(&f->loop, UV_RUN_DEFAULT);
-        rc = uv_loop_close(&f->loop);
-    }
-    current = NULL;
-    capture_stop(f, show_log);
-    rm_rf(f->dir);
-    assert_int_equal(rc, 0); /* every handle was closed */
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    if (current)
-        fx_stop(current, true);
-    return 0;
-}
-
-static size_t count_posts(struct fx *f, const char *needle)
-{
-    size_t n = 0;
-
-    for (long i = slack_standin_find_post(f->sd, needle, 0); i >= 0;
-         i = slack_standin_find_post(f->sd, needle, (size_t)i + 1))
-        n++;
-    return n;
+    assert_true(e2e_wait_log(&f->e, "connected (Socket Mode", 5000));
 }
 
 /* Posts containing needle in thread ts. */
@@ -267,28 +123,6 @@ static bool acked_cond(struct slack_standin *s, void *arg)
     return slack_standin_acked(s) + slack_standin_ack_failures(s) >= slack_standin_envelopes(s);
 }
 
-struct count_wait {
-    struct fx *f;
-    const char *needle;
-    size_t n;
-};
-
-static bool count_cond(struct slack_standin *s, void *arg)
-{
-    struct count_wait *w = arg;
-
-    (void)s;
-    return count_posts(w->f, w->needle) >= w->n;
-}
-
-/* Waits until at least n posts contain needle. */
-static bool wait_posts(struct fx *f, const char *needle, size_t n, int64_t timeout_ms)
-{
-    struct count_wait w = {f, needle, n};
-
-    return slack_standin_wait(f->sd, count_cond, &w, timeout_ms);
-}
-
 /* The simulated fleet's restart counter of service in env. */
 static int fleet_restarts(const char *state_dir, const char *service, const char *env)
 {
@@ -299,10 +133,10 @@ static int fleet_restarts(const char *state_dir, const char *service, const char
     snprintf(path, sizeof(path), "%s/fleet-status.txt", state_dir);
     snprintf(cmd, sizeof(cmd),
              "FLEET_STATE='%s/fleet' '%s/deploy/demo/fleet.sh' status %s %s >'%s' 2>&1", state_dir,
-             src_root(), service, env, path);
+             e2e_src_root(), service, env, path);
     if (system(cmd) != 0)
         return -1;
-    out = slurp(path);
+    out = e2e_slurp(path);
     p = strstr(out, "restarts:");
     if (p)
         n = atoi(p + strlen("restarts:"));
@@ -322,7 +156,7 @@ static void test_ws_closed_mid_frame(void **state)
     assert_int_equal(slack_standin_message(F->sd, "D0DEV", "UDEV", "status of checkout in prod",
                                            NULL, ts1, sizeof(ts1)),
                      0);
-    assert_true(wait_posts(F, "finished: exit 0", 1, 8000));
+    assert_true(slack_standin_wait_posts(F->sd, "finished: exit 0", 1, 8000));
     assert_true(slack_standin_wait(F->sd, acked_cond, NULL, 3000));
     /* The frame header promises 200 bytes; 64 come, then the TCP close. */
     assert_int_equal(slack_standin_cut_midframe(F->sd), 1);
@@ -331,16 +165,16 @@ static void test_ws_closed_mid_frame(void **state)
     assert_int_equal(slack_standin_message(F->sd, "D0DEV", "UDEV", "status of payments in prod",
                                            NULL, ts2, sizeof(ts2)),
                      0);
-    assert_true(wait_posts(F, "finished: exit 0", 2, 8000));
+    assert_true(slack_standin_wait_posts(F->sd, "finished: exit 0", 2, 8000));
     /* The torn frame was never taken for an event; each request once. */
     assert_int_equal(count_in_thread(F, "understood:", ts1), 1);
     assert_int_equal(count_in_thread(F, "understood:", ts2), 1);
-    assert_int_equal(count_posts(F, "running:"), 2);
-    assert_false(log_has(F, "cut-1"));
+    assert_int_equal(slack_standin_count_posts(F->sd, "running:"), 2);
+    assert_false(e2e_log_has(&F->e, "cut-1"));
     assert_int_equal(slack_standin_opens(F->sd), 2);
     assert_true(slack_standin_wait(F->sd, acked_cond, NULL, 3000));
     assert_int_equal(slack_standin_ack_failures(F->sd), 0);
-    fx_stop(F, false);
+    e2e_end(&F->e);
 }
 
 /* ---- server silence: nothing in either direction -------------------------- */
@@ -358,20 +192,20 @@ static void test_server_silence(void **state)
                                            ts, sizeof(ts)),
                      0);
     assert_true(slack_standin_wait(F->sd, hellos_cond, (void *)2, 5000));
-    assert_true(log_has(F, "looks dead"));
-    assert_int_equal(count_posts(F, "understood:"), 0);
+    assert_true(e2e_log_has(&F->e, "looks dead"));
+    assert_int_equal(slack_standin_count_posts(F->sd, "understood:"), 0);
     /* Slack redelivers what was not acked, on the new connection. */
     slack_standin_target(F->sd, 0);
     assert_int_equal(slack_standin_redeliver(F->sd), 0);
-    assert_true(wait_posts(F, "finished: exit 0", 1, 8000));
+    assert_true(slack_standin_wait_posts(F->sd, "finished: exit 0", 1, 8000));
     /* ... and once more, as Slack may: still one run. */
     assert_int_equal(slack_standin_redeliver(F->sd), 0);
     assert_true(slack_standin_wait(F->sd, acked_cond, NULL, 3500));
     assert_int_equal(count_in_thread(F, "understood:", ts), 1);
-    assert_int_equal(count_posts(F, "running:"), 1);
-    assert_int_equal(fleet_restarts(F->dir, "cart", "staging"), 1);
+    assert_int_equal(slack_standin_count_posts(F->sd, "running:"), 1);
+    assert_int_equal(fleet_restarts(F->e.dir, "cart", "staging"), 1);
     assert_int_equal(slack_standin_ack_failures(F->sd), 1); /* the silent one */
-    fx_stop(F, false);
+    e2e_end(&F->e);
 }
 
 /* ---- refresh (disconnect warning) in the middle of a burst ---------------- */
@@ -405,7 +239,7 @@ static void test_refresh_during_burst(void **state)
         assert_int_equal(slack_standin_message(F->sd, "D0DEV", "UDEV", text, NULL, ts[i], 32), 0);
         /* Interleave with the loop: frames go out, acks come in. */
         for (int k = 0; k < 4; k++)
-            uv_run(&F->loop, UV_RUN_NOWAIT);
+            uv_run(&F->e.loop, UV_RUN_NOWAIT);
     }
     assert_true(slack_standin_wait(F->sd, hellos_cond, (void *)2, 5000));
     slack_standin_target(F->sd, 0);
@@ -416,13 +250,13 @@ static void test_refresh_during_burst(void **state)
     assert_true(slack_standin_wait(F->sd, acked_cond, NULL, 5000));
     retried = slack_standin_redeliver_unacked(F->sd);
     assert_int_equal(retried, slack_standin_ack_failures(F->sd));
-    if (!wait_posts(F, "audit #", BURST, 30000)) {
+    if (!slack_standin_wait_posts(F->sd, "audit #", BURST, 30000)) {
         for (size_t i = 0; i < slack_standin_ncalls(F->sd); i++)
             fprintf(stderr, "call %zu: %s %d %s [%.60s]\n", i, slack_standin_call(F->sd, i)->method,
                     slack_standin_call(F->sd, i)->status, slack_standin_call(F->sd, i)->thread_ts,
                     slack_standin_call(F->sd, i)->text);
         fail_msg("%zu of %d requests answered; envelopes %zu, acked %zu, ack failures %zu",
-                 count_posts(F, "audit #"), BURST, slack_standin_envelopes(F->sd),
+                 slack_standin_count_posts(F->sd, "audit #"), BURST, slack_standin_envelopes(F->sd),
                  slack_standin_acked(F->sd), slack_standin_ack_failures(F->sd));
     }
     assert_true(slack_standin_wait(F->sd, acked_cond, NULL, 3500));
@@ -438,7 +272,7 @@ static void test_refresh_during_burst(void **state)
                      count_in_thread(F, "audit #", ts[i]));
     }
     assert_int_equal(slack_standin_opens(F->sd), 2);
-    fx_stop(F, false);
+    e2e_end(&F->e);
 }
 
 /* ---- a storm of 429s on every Web API method ------------------------------ */
@@ -457,7 +291,7 @@ static void test_429_storm(void **state)
     assert_int_equal(slack_standin_message(F->sd, "D0DEV", "UDEV", "restart checkout in staging",
                                            NULL, ts, sizeof(ts)),
                      0);
-    assert_true(wait_posts(F, "finished: exit 0", 1, 15000));
+    assert_true(slack_standin_wait_posts(F->sd, "finished: exit 0", 1, 15000));
     assert_true(slack_standin_wait(F->sd, acked_cond, NULL, 3000));
     assert_int_equal(count_status(F, 429), 20);
     /* Nothing lost, nothing doubled, order kept. */
@@ -468,12 +302,12 @@ static void test_429_storm(void **state)
     /* understood and policy share the first message (the steps of a loop
      * turn are gathered); running and its quick result share the next */
     assert_true(u >= 0 && u == p && p < r && r <= fin);
-    assert_int_equal(count_posts(F, "understood:"), 1);
-    assert_int_equal(count_posts(F, "running:"), 1);
-    assert_int_equal(fleet_restarts(F->dir, "checkout", "staging"), 1);
+    assert_int_equal(slack_standin_count_posts(F->sd, "understood:"), 1);
+    assert_int_equal(slack_standin_count_posts(F->sd, "running:"), 1);
+    assert_int_equal(fleet_restarts(F->e.dir, "checkout", "staging"), 1);
     assert_int_equal(slack_standin_ack_failures(F->sd), 0);
-    assert_true(log_has(F, "rate limited"));
-    fx_stop(F, false);
+    assert_true(e2e_log_has(&F->e, "rate limited"));
+    e2e_end(&F->e);
 }
 
 /* ---- 5xx on every platform call ------------------------------------------- */
@@ -495,16 +329,16 @@ static void test_5xx_every_call(void **state)
     assert_true(slack_standin_wait(F->sd, acked_cond, NULL, 3000));
     assert_int_equal(slack_standin_close(F->sd, true), 0);
     assert_true(slack_standin_wait(F->sd, hellos_cond, (void *)2, 10000));
-    assert_true(wait_posts(F, "finished: exit 0", 1, 15000));
+    assert_true(slack_standin_wait_posts(F->sd, "finished: exit 0", 1, 15000));
     assert_int_equal(count_status(F, 503), 6);
-    assert_true(log_has(F, "HTTP 503 without a JSON answer"));
+    assert_true(e2e_log_has(&F->e, "HTTP 503 without a JSON answer"));
     /* The action ran once, every message arrived once, in order. */
-    assert_int_equal(fleet_restarts(F->dir, "search", "staging"), 1);
+    assert_int_equal(fleet_restarts(F->e.dir, "search", "staging"), 1);
     assert_int_equal(count_in_thread(F, "understood:", ts), 1);
     assert_int_equal(count_in_thread(F, "running:", ts), 1);
     assert_true(slack_standin_find_post(F->sd, "understood:", 0) <
                 slack_standin_find_post(F->sd, "finished:", 0));
-    fx_stop(F, false);
+    e2e_end(&F->e);
 }
 
 /* ---- LLM timeout ------------------------------------------------------------ */
@@ -528,29 +362,23 @@ static void test_llm_timeout(void **state)
     /* Acked at once, not after the model: Slack would redeliver. */
     assert_true(slack_standin_wait(F->sd, acked_cond, NULL, 900));
     assert_int_equal(slack_standin_ack_failures(F->sd), 0);
-    assert_true(wait_posts(F, "finished: exit 0", 1, 8000));
+    assert_true(slack_standin_wait_posts(F->sd, "finished: exit 0", 1, 8000));
     assert_true(ob_now_ms() - t0 >= 1000); /* the connection's 1 s timeout */
     assert_int_equal(count_in_thread(F, "LLM unavailable (timeout after 1s): used the rules", ts),
                      1);
-    assert_int_equal(count_posts(F, "running:"), 1);
+    assert_int_equal(slack_standin_count_posts(F->sd, "running:"), 1);
     /* The LLM client is not wedged: the next message times out the same way. */
     assert_int_equal(slack_standin_message(F->sd, "D0DEV", "UDEV", "status of cart in staging",
                                            NULL, ts2, sizeof(ts2)),
                      0);
-    assert_true(wait_posts(F, "finished: exit 0", 2, 8000));
+    assert_true(slack_standin_wait_posts(F->sd, "finished: exit 0", 2, 8000));
     assert_int_equal(count_in_thread(F, "LLM unavailable", ts2), 1);
     assert_int_equal(ob_llm_standin_count(F->llm), 2); /* retries: 0 */
-    assert_int_equal(fleet_restarts(F->dir, "cart", "staging"), 1);
-    fx_stop(F, false);
+    assert_int_equal(fleet_restarts(F->e.dir, "cart", "staging"), 1);
+    e2e_end(&F->e);
 }
 
 /* ---- an executor that ignores SIGTERM ------------------------------------- */
-
-static bool idle_cond(struct slack_standin *s, void *arg)
-{
-    (void)s;
-    return ob_bot_inflight(arg) == 0;
-}
 
 static void test_exec_ignores_sigterm(void **state)
 {
@@ -572,10 +400,10 @@ static void test_exec_ignores_sigterm(void **state)
     assert_true(ob_now_ms() - t0 >= 800); /* 500 ms, then 300 ms of grace */
     assert_non_null(strstr(slack_standin_call(F->sd, (size_t)fin)->text, "killed (signal 9)"));
     assert_string_equal(slack_standin_call(F->sd, (size_t)fin)->thread_ts, ts);
-    assert_int_equal(count_posts(F, "running:"), 1);
+    assert_int_equal(slack_standin_count_posts(F->sd, "running:"), 1);
     /* Nothing left running: the bot gets idle again. */
-    assert_true(slack_standin_wait(F->sd, idle_cond, F->bot, 3000));
-    fx_stop(F, false);
+    assert_true(e2e_wait_idle(&F->e, 3000));
+    e2e_end(&F->e);
 }
 
 /* ---- a redelivery storm: 10,000 copies of one event ----------------------- */
@@ -592,7 +420,6 @@ static void test_redelivery_storm(void **state)
 {
     struct fx *F = &fxg;
     char ts[32];
-    char *log;
 
     (void)state;
     fx_start(F, false);
@@ -603,28 +430,25 @@ static void test_redelivery_storm(void **state)
         assert_int_equal(slack_standin_redeliver(F->sd), 0);
         if (i % 100 == 99) /* let the loop turn: frames go out, acks come in */
             for (int k = 0; k < 4; k++)
-                uv_run(&F->loop, UV_RUN_NOWAIT);
+                uv_run(&F->e.loop, UV_RUN_NOWAIT);
     }
     assert_true(slack_standin_wait(F->sd, storm_acked_cond, NULL, 30000));
-    assert_true(wait_posts(F, "finished: exit 0", 1, 8000));
+    assert_true(slack_standin_wait_posts(F->sd, "finished: exit 0", 1, 8000));
     assert_int_equal(slack_standin_envelopes(F->sd), STORM + 1);
     assert_int_equal(slack_standin_ack_failures(F->sd), 0);
-    assert_int_equal(count_posts(F, "understood:"), 1);
-    assert_int_equal(count_posts(F, "running:"), 1);
-    assert_int_equal(fleet_restarts(F->dir, "payments", "staging"), 1);
-    fflush(stderr);
-    log = slurp(F->log);
+    assert_int_equal(slack_standin_count_posts(F->sd, "understood:"), 1);
+    assert_int_equal(slack_standin_count_posts(F->sd, "running:"), 1);
+    assert_int_equal(fleet_restarts(F->e.dir, "payments", "staging"), 1);
     /* The core saw the copies and dropped each one. */
-    assert_int_equal(count_in(log, "already handled"), STORM);
-    free(log);
-    fx_stop(F, false);
+    assert_int_equal(e2e_log_count(&F->e, "already handled"), STORM);
+    e2e_end(&F->e);
 }
 
 /* ---- a bot freed while an action runs (shutdown grace) ---------------------- */
 
 /* Found by a helper under ASan: ob_bot_free during the shutdown grace left
  * the executor alive, and the child's exit then called back into the freed
- * bot. Now the child is killed without its callback; fx_stop's uv_run and
+ * bot. Now the child is killed without its callback; e2e_end's uv_run and
  * ASan show nothing touches freed memory, and every handle closes. */
 static void test_freed_during_grace(void **state)
 {
@@ -638,10 +462,10 @@ static void test_freed_during_grace(void **state)
                                            NULL, ts, sizeof(ts)),
                      0);
     /* the "running:" message comes once the action outlives the hold */
-    assert_true(wait_posts(F, "running:", 1, 8000));
+    assert_true(slack_standin_wait_posts(F->sd, "running:", 1, 8000));
     setenv("FLEET_DELAY", "0", 1);
-    assert_int_equal(count_posts(F, "finished:"), 0);
-    fx_stop(F, false); /* shutdown, then free 50 ms into the 30 s grace */
+    assert_int_equal(slack_standin_count_posts(F->sd, "finished:"), 0);
+    e2e_end(&F->e); /* shutdown, then free 50 ms into the 30 s grace */
 }
 
 /* ---- a bot freed before its loop drained ----------------------------------- */
@@ -667,7 +491,7 @@ static void test_bot_freed_before_drain(void **state)
     (void)state;
     assert_non_null(mkdtemp(dir));
     setenv("OPSBOT_STATE_DIR", dir, 1);
-    snprintf(path, sizeof(path), "%s/deploy/demo/opsbot.yaml", src_root());
+    snprintf(path, sizeof(path), "%s/deploy/demo/opsbot.yaml", e2e_src_root());
     assert_int_equal(uv_loop_init(&loop), 0);
     ob_diag_init(&d);
     assert_int_equal(ob_bundle_load(&b, path, &d), 0);
@@ -681,7 +505,7 @@ static void test_bot_freed_before_drain(void **state)
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
     assert_int_equal(odd, 0);
-    rm_rf(dir);
+    e2e_remove_dir(dir);
 }
 
 /* ==== the binary as a child process ========================================= */
@@ -792,11 +616,11 @@ static bool proc_wait_out(struct proc *p, const char *needle, size_t count, int6
 {
     int64_t end = ob_now_ms() + timeout_ms;
 
-    while (count_in(p->obuf, needle) < count) {
+    while (e2e_count_in(p->obuf, needle) < count) {
         int64_t left = end - ob_now_ms();
 
         if (left <= 0 || !proc_pump(p, (int)left))
-            return count_in(p->obuf, needle) >= count;
+            return e2e_count_in(p->obuf, needle) >= count;
     }
     return true;
 }
@@ -855,7 +679,7 @@ static int audit_verify(const char *config, char **out)
     snprintf(cmd, sizeof(cmd), "'%s' audit verify -c '%s' >'%s' 2>&1", getenv("OPSBOT"), config,
              path);
     rc = system(cmd);
-    *out = slurp(path);
+    *out = e2e_slurp(path);
     return rc;
 }
 
@@ -868,7 +692,7 @@ static int audit_export(const char *config, char **out)
     snprintf(cmd, sizeof(cmd), "'%s' audit export --format jsonl -c '%s' >'%s' 2>/dev/null",
              getenv("OPSBOT"), config, path);
     rc = system(cmd);
-    *out = slurp(path);
+    *out = e2e_slurp(path);
     return rc;
 }
 
@@ -883,7 +707,7 @@ static void child_fx_start(struct child_fx *c)
     snprintf(c->dir, sizeof(c->dir), "/tmp/ob-faults-XXXXXX");
     assert_non_null(mkdtemp(c->dir));
     snprintf(c->state, sizeof(c->state), "%s/state", c->dir);
-    snprintf(c->config, sizeof(c->config), "%s/deploy/demo/opsbot.yaml", src_root());
+    snprintf(c->config, sizeof(c->config), "%s/deploy/demo/opsbot.yaml", e2e_src_root());
     setenv("OPSBOT_STATE_DIR", c->state, 1);
     setenv("FLEET_DELAY", "0", 1);
 }
@@ -907,10 +731,10 @@ static void test_disk_full(void **state)
     proc_say(&p, "status of cart in staging");
     proc_say(&p, "/wait");
     rc = proc_finish(&p, 20000);
-    if (rc != 0 || count_in(p.obuf, "finished: exit 0") != 2)
+    if (rc != 0 || e2e_count_in(p.obuf, "finished: exit 0") != 2)
         proc_dump(&p, "first run");
     assert_int_equal(rc, 0);
-    assert_int_equal(count_in(p.obuf, "finished: exit 0"), 2);
+    assert_int_equal(e2e_count_in(p.obuf, "finished: exit 0"), 2);
     proc_release(&p);
     snprintf(db, sizeof(db), "%s/opsbot.db", c.state);
     assert_int_equal(stat(db, &st), 0);
@@ -925,18 +749,19 @@ static void test_disk_full(void **state)
     proc_say(&p, "status of cart in staging");
     proc_say(&p, "/wait");
     rc = proc_finish(&p, 20000);
-    if (rc != 0 || count_in(p.obuf, "not run: the audit trail cannot be written (") != 1 ||
-        count_in(p.obuf, "not taking requests: the audit trail cannot be written") != 2)
+    if (rc != 0 || e2e_count_in(p.obuf, "not run: the audit trail cannot be written (") != 1 ||
+        e2e_count_in(p.obuf, "not taking requests: the audit trail cannot be written") != 2)
         proc_dump(&p, "run with a full disk");
     assert_int_equal(rc, 0);
     /* The action was not run, and the thread says why ... */
-    assert_int_equal(count_in(p.obuf, "not run: the audit trail cannot be written (state store "
-                                      "failure: "),
+    assert_int_equal(e2e_count_in(p.obuf, "not run: the audit trail cannot be written (state store "
+                                          "failure: "),
                      1);
-    assert_int_equal(count_in(p.obuf, "running:"), 0);
+    assert_int_equal(e2e_count_in(p.obuf, "running:"), 0);
     /* ... and new requests are refused with one line each. */
-    assert_int_equal(count_in(p.obuf, "not taking requests: the audit trail cannot be written"), 2);
-    assert_int_equal(count_in(p.obuf, "understood: restart service=search"), 0);
+    assert_int_equal(e2e_count_in(p.obuf, "not taking requests: the audit trail cannot be written"),
+                     2);
+    assert_int_equal(e2e_count_in(p.obuf, "understood: restart service=search"), 0);
     proc_release(&p);
     assert_int_equal(fleet_restarts(c.state, "cart", "staging"), 1);
     assert_int_equal(fleet_restarts(c.state, "search", "staging"), 0);
@@ -949,8 +774,8 @@ static void test_disk_full(void **state)
     assert_int_equal(rc, 0);
     assert_non_null(strstr(verify, "audit chain intact"));
     assert_int_equal(audit_export(c.config, &trail), 0);
-    assert_int_equal(count_in(trail, "\"step\":\"finished\""), 2);
-    assert_int_equal(count_in(trail, "\"step\":\"started\""), 2);
+    assert_int_equal(e2e_count_in(trail, "\"step\":\"finished\""), 2);
+    assert_int_equal(e2e_count_in(trail, "\"step\":\"started\""), 2);
     free(verify);
     free(trail);
 
@@ -960,12 +785,12 @@ static void test_disk_full(void **state)
     proc_say(&p, "/wait");
     rc = proc_finish(&p, 20000);
     assert_int_equal(rc, 0);
-    assert_int_equal(count_in(p.obuf, "finished: exit 0"), 1);
+    assert_int_equal(e2e_count_in(p.obuf, "finished: exit 0"), 1);
     proc_release(&p);
     assert_int_equal(fleet_restarts(c.state, "search", "staging"), 1);
     assert_int_equal(audit_verify(c.config, &verify), 0);
     free(verify);
-    rm_rf(c.dir);
+    e2e_remove_dir(c.dir);
 }
 
 /* ---- SIGKILL with an approval pending and an action running --------------- */
@@ -990,7 +815,7 @@ static void test_sigkill_restart(void **state)
         proc_dump(&p, "first run");
     assert_non_null(strstr(p.obuf, "running: fleet.sh restart cart staging"));
     proc_kill9(&p);
-    assert_int_equal(count_in(p.obuf, "finished"), 0);
+    assert_int_equal(e2e_count_in(p.obuf, "finished"), 0);
     proc_release(&p);
 
     /* The restart after the kill. */
@@ -1006,18 +831,18 @@ static void test_sigkill_restart(void **state)
     /* The pending approval is intact: re-announced, approved, run once. */
     assert_non_null(strstr(p.obuf, "still pending from before a restart — APPROVAL NEEDED"));
     assert_non_null(strstr(p.obuf, "approved by console:oncall"));
-    assert_int_equal(count_in(p.obuf, "running: fleet.sh restart search prod"), 1);
+    assert_int_equal(e2e_count_in(p.obuf, "running: fleet.sh restart search prod"), 1);
     /* The cut-off action: reported, named, NOT run again. */
     assert_non_null(strstr(p.obuf, "outcome unknown: restart (fleet.sh restart cart staging) had "
                                    "started"));
     assert_non_null(strstr(p.obuf, "it was NOT re-run"));
-    assert_int_equal(count_in(p.obuf, "running: fleet.sh restart cart"), 0);
-    assert_int_equal(count_in(p.obuf, "outcome unknown"), 1);
+    assert_int_equal(e2e_count_in(p.obuf, "running: fleet.sh restart cart"), 0);
+    assert_int_equal(e2e_count_in(p.obuf, "outcome unknown"), 1);
     proc_release(&p);
 
     assert_int_equal(audit_verify(c.config, &verify), 0);
     assert_int_equal(audit_export(c.config, &trail), 0);
-    assert_int_equal(count_in(trail, "\"step\":\"outcome_unknown\""), 1);
+    assert_int_equal(e2e_count_in(trail, "\"step\":\"outcome_unknown\""), 1);
     free(verify);
     free(trail);
 
@@ -1025,24 +850,24 @@ static void test_sigkill_restart(void **state)
     proc_start(&p, c.config, 0, NULL);
     proc_say(&p, "/wait");
     assert_int_equal(proc_finish(&p, 20000), 0);
-    assert_int_equal(count_in(p.obuf, "outcome unknown"), 0);
+    assert_int_equal(e2e_count_in(p.obuf, "outcome unknown"), 0);
     proc_release(&p);
-    rm_rf(c.dir);
+    e2e_remove_dir(c.dir);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_ws_closed_mid_frame, teardown),
-        cmocka_unit_test_teardown(test_server_silence, teardown),
-        cmocka_unit_test_teardown(test_refresh_during_burst, teardown),
-        cmocka_unit_test_teardown(test_429_storm, teardown),
-        cmocka_unit_test_teardown(test_5xx_every_call, teardown),
-        cmocka_unit_test_teardown(test_llm_timeout, teardown),
-        cmocka_unit_test_teardown(test_exec_ignores_sigterm, teardown),
-        cmocka_unit_test_teardown(test_redelivery_storm, teardown),
+        cmocka_unit_test_teardown(test_ws_closed_mid_frame, e2e_teardown),
+        cmocka_unit_test_teardown(test_server_silence, e2e_teardown),
+        cmocka_unit_test_teardown(test_refresh_during_burst, e2e_teardown),
+        cmocka_unit_test_teardown(test_429_storm, e2e_teardown),
+        cmocka_unit_test_teardown(test_5xx_every_call, e2e_teardown),
+        cmocka_unit_test_teardown(test_llm_timeout, e2e_teardown),
+        cmocka_unit_test_teardown(test_exec_ignores_sigterm, e2e_teardown),
+        cmocka_unit_test_teardown(test_redelivery_storm, e2e_teardown),
         cmocka_unit_test(test_bot_freed_before_drain),
-        cmocka_unit_test_teardown(test_freed_during_grace, teardown),
+        cmocka_unit_test_teardown(test_freed_during_grace, e2e_teardown),
         cmocka_unit_test(test_disk_full),
         cmocka_unit_test(test_sigkill_restart),
     };

@@ -18,7 +18,8 @@
 #include "opsbot/config.h"
 #include "opsbot/http.h"
 
-#define LOG_CAP (1 << 20)
+#define LOG_CHUNK (1 << 20) /* a file is read in steps of 1 MiB */
+#define LOG_TAIL (64 << 10) /* what log_on_failure shows */
 
 /* The test in progress: the teardown cleans up after a failed assertion. */
 static struct e2e *current;
@@ -32,19 +33,35 @@ const char *e2e_src_root(void)
 
 /* ---- the captured log -------------------------------------------------------- */
 
-static char *slurp(const char *path)
+char *e2e_slurp(const char *path)
 {
     FILE *fp = fopen(path, "rb");
-    char *buf;
-    size_t len;
+    char *buf = NULL;
+    size_t len = 0, cap = 0, n;
 
     if (!fp)
         return strdup("");
-    buf = malloc(LOG_CAP);
-    len = fread(buf, 1, LOG_CAP - 1, fp);
+    do {
+        if (cap - len < LOG_CHUNK) {
+            cap += LOG_CHUNK;
+            buf = realloc(buf, cap + 1);
+            assert_non_null(buf);
+        }
+        n = fread(buf + len, 1, cap - len, fp);
+        len += n;
+    } while (n > 0);
     buf[len] = '\0';
     fclose(fp);
     return buf;
+}
+
+size_t e2e_count_in(const char *text, const char *needle)
+{
+    size_t n = 0;
+
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
 }
 
 static void capture_start(struct e2e *e)
@@ -61,9 +78,11 @@ static void capture_start(struct e2e *e)
     e->capturing = true;
 }
 
-static void capture_stop(struct e2e *e)
+/* failed: the test ended by the teardown. */
+static void capture_stop(struct e2e *e, bool failed)
 {
     char *text;
+    size_t len;
 
     if (!e->capturing)
         return;
@@ -71,20 +90,23 @@ static void capture_stop(struct e2e *e)
     fflush(stderr);
     dup2(e->saved_err, 2);
     close(e->saved_err);
-    text = slurp(e->log);
-    fprintf(stderr, "---- opsbot log ----\n%s--------------------\n", text);
+    if (e->hooks->log_on_failure && !failed)
+        return;
+    text = e2e_slurp(e->log);
+    len = strlen(text);
+    fprintf(stderr, "---- opsbot log ----\n%s--------------------\n",
+            e->hooks->log_on_failure && len > LOG_TAIL ? text + len - LOG_TAIL : text);
     free(text);
 }
 
 size_t e2e_log_count(struct e2e *e, const char *needle)
 {
     char *text;
-    size_t n = 0;
+    size_t n;
 
     fflush(stderr);
-    text = slurp(e->log);
-    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
-        n++;
+    text = e2e_slurp(e->log);
+    n = e2e_count_in(text, needle);
     free(text);
     return n;
 }
@@ -150,16 +172,16 @@ static int stop_loop(struct e2e *e)
     return uv_loop_close(&e->loop);
 }
 
-static void remove_dir(const char *dir)
+void e2e_remove_dir(const char *dir)
 {
-    char cmd[300];
+    char cmd[400];
 
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd))
         fprintf(stderr, "cannot remove %s\n", dir);
 }
 
-void e2e_end(struct e2e *e)
+static void end(struct e2e *e, bool failed)
 {
     int rc = 0;
 
@@ -168,18 +190,23 @@ void e2e_end(struct e2e *e)
         rc = stop_loop(e);
     }
     current = NULL;
-    capture_stop(e);
-    remove_dir(e->dir);
+    capture_stop(e, failed);
+    e2e_remove_dir(e->dir);
     for (const char *const *v = e->hooks->env; v && *v; v++)
         unsetenv(*v);
     assert_int_equal(rc, 0); /* every handle was closed */
+}
+
+void e2e_end(struct e2e *e)
+{
+    end(e, false);
 }
 
 int e2e_teardown(void **state)
 {
     (void)state;
     if (current)
-        e2e_end(current);
+        end(current, true);
     return 0;
 }
 

@@ -1,5 +1,6 @@
 /* The end-to-end fixture of the chat adapter tests (tests/integration/
- * test_slack.c, test_discord.c, test_teams.c): the real pipeline
+ * test_slack.c, test_discord.c, test_teams.c) and of the fault matrix
+ * (test_faults.c): the real pipeline
  * (ob_bundle_load, ob_bot_new, ob_bot_start) on one loop, next to the
  * test's stand-in, in a fresh state directory, with stderr captured into
  * DIR/log (shown when the test ends).
@@ -38,6 +39,9 @@ struct e2e_hooks {
     bool drain_inflight;
     /* Environment variables a test may set: unset when it ends (NULL-ended). */
     const char *const *env;
+    /* Show the captured log only after a failed test (ended by
+     * e2e_teardown), and then its last 64 KiB: for tests with large logs. */
+    bool log_on_failure;
 };
 
 struct e2e {
@@ -55,6 +59,12 @@ struct e2e {
 
 /* OB_SOURCE_ROOT, or ".." (a build directory in the source tree). */
 const char *e2e_src_root(void);
+/* The whole file at path (malloc'd; "" when it cannot be read). */
+char *e2e_slurp(const char *path);
+/* How many times needle occurs in text. */
+size_t e2e_count_in(const char *text, const char *needle);
+/* rm -rf dir (a problem printed). */
+void e2e_remove_dir(const char *dir);
 
 void e2e_begin(struct e2e *e, const struct e2e_hooks *hooks);
 /* Loads tests/data/NAME/config (any problem printed) and starts the bot. */
