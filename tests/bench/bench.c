@@ -55,6 +55,7 @@ struct phase {
     /* opsbot's own loop during the phase (opsbot_loop_busy_seconds):
      * turns, and turns that worked longer than 5 / 10 / 25 / 50 ms */
     long turns, over5, over10, over25, over50;
+    double loop_busy_s; /* of the phase's wall time, opsbot's loop worked this long */
     char load[64];
     bool timed_out;
 };
@@ -65,6 +66,7 @@ static const char *const busy_le[NBUSY] = {"0.0005", "0.001", "0.002", "0.005", 
                                            "0.05",   "0.1",   "0.25",  "1",     "+Inf"};
 struct busy {
     long le[NBUSY];
+    double sum; /* seconds the loop worked */
     bool ok;
 };
 
@@ -443,6 +445,13 @@ static struct busy scrape_busy(void)
             goto out;
         b.le[i] = strtol(at + strlen(key), NULL, 10);
     }
+    {
+        const char *at = strstr(buf, "\nopsbot_loop_busy_seconds_sum ");
+
+        if (!at)
+            goto out;
+        b.sum = strtod(at + strlen("\nopsbot_loop_busy_seconds_sum "), NULL);
+    }
     b.ok = true;
 out:
     if (fd >= 0)
@@ -461,10 +470,19 @@ static void busy_delta(struct phase *p, const struct busy *b0, const struct busy
     for (int i = 0; i < NBUSY; i++)
         d[i] = b1->le[i] - b0->le[i];
     p->turns = d[NBUSY - 1];
+    p->loop_busy_s = b1->sum - b0->sum;
     p->over5 = p->turns - d[3];  /* le 0.005 */
     p->over10 = p->turns - d[4]; /* le 0.01 */
     p->over25 = p->turns - d[5]; /* le 0.025 */
     p->over50 = p->turns - d[6]; /* le 0.05 */
+}
+
+/* The share of the phase's wall time opsbot's loop was working. */
+static double busy_pct(const struct phase *p)
+{
+    double wall = (double)(p->t_end - p->t0) / 1e9;
+
+    return p->turns >= 0 && wall > 0 ? 100.0 * p->loop_busy_s / wall : -1;
 }
 
 static void run_phase(struct phase *p)
@@ -532,12 +550,12 @@ static void run_phase(struct phase *p)
     fprintf(stderr,
             "bench: %-10s sent %6u done %6u in %6.2fs = %8.0f ev/s (offered %8.0f) ack p50 %.3f "
             "p99 %.3f max %.3f ms; echo p50 %.3f p99 %.3f max %.3f ms; opsbot cpu %.2fs "
-            "(%.3f s/1000 ev), bench cpu %.2fs, other %.2fs; rss %ld kB hwm %ld kB; loop turns "
-            "%ld, > 5/10/25/50 ms: %ld/%ld/%ld/%ld; load %s%s\n",
+            "(%.3f s/1000 ev), bench cpu %.2fs, other %.2fs; rss %ld kB hwm %ld kB; loop busy "
+            "%.0f%%, turns %ld, > 5/10/25/50 ms: %ld/%ld/%ld/%ld; load %s%s\n",
             p->name, p->sent, p->done, p->wall_s, p->achieved, p->offered, p->ack_p50, p->ack_p99,
             p->ack_max, p->echo_p50, p->echo_p99, p->echo_max, p->cpu_s,
             p->sent ? p->cpu_s * 1000 / p->sent : 0, p->bench_cpu_s, p->other_cpu_s, p->rss_kb,
-            p->hwm_kb, p->turns, p->over5, p->over10, p->over25, p->over50, p->load,
+            p->hwm_kb, busy_pct(p), p->turns, p->over5, p->over10, p->over25, p->over50, p->load,
             p->timed_out ? " TIMED OUT" : "");
 }
 
@@ -651,13 +669,14 @@ static void json_phase(FILE *f, const struct phase *p, bool last)
             "\"done_ms\": {\"p50\": %.3f, \"p99\": %.3f},\n"
             "     \"opsbot_cpu_s\": %.3f, \"opsbot_cpu_s_per_1000\": %.4f, \"bench_cpu_s\": "
             "%.3f, \"other_cpu_s\": %.3f, \"opsbot_rss_kb\": %ld, \"opsbot_hwm_kb\": %ld, "
-            "\"loop_turns\": %ld, \"loop_turns_over_ms\": {\"5\": %ld, \"10\": %ld, \"25\": %ld, "
+            "\"loop_busy_pct\": %.1f, \"loop_turns\": %ld, \"loop_turns_over_ms\": {\"5\": %ld, "
+            "\"10\": %ld, \"25\": %ld, "
             "\"50\": %ld},\n     \"loadavg\": \"%s\", \"timed_out\": %s}%s\n",
             p->name, p->rate > 0 ? p->rate : p->offered, p->sent, p->acked, p->echoed, p->done,
             p->wall_s, p->achieved, p->ack_p50, p->ack_p99, p->ack_max, p->echo_p50, p->echo_p99,
             p->echo_max, p->done_p50, p->done_p99, p->cpu_s,
             p->sent ? p->cpu_s * 1000 / p->sent : 0, p->bench_cpu_s, p->other_cpu_s, p->rss_kb,
-            p->hwm_kb, p->turns, p->over5, p->over10, p->over25, p->over50, p->load,
+            p->hwm_kb, busy_pct(p), p->turns, p->over5, p->over10, p->over25, p->over50, p->load,
             p->timed_out ? "true" : "false", last ? "" : ",");
 }
 
@@ -724,20 +743,21 @@ static int report(const char *out, struct phase *ph, size_t nph, const struct me
             "posts several messages into its thread; *echo* = the first, *done* = the last "
             "(`audit #N · chain …`).\n\n",
             when, sysconf(_SC_NPROCESSORS_ONLN), cpu, u.sysname, u.release, load0, NCHAN);
-    fprintf(f, "| phase | offered ev/s | events | done ev/s | ack p50 / p99 / max ms | echo p50 "
-               "/ p99 / max ms | done p99 ms | opsbot CPU s /1000 ev | opsbot loop turns (> 5 / "
-               "10 / 25 / 50 ms) | bench CPU s | other CPU s | load avg "
-               "|\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    fprintf(f,
+            "| phase | offered ev/s | events | done ev/s | ack p50 / p99 / max ms | echo p50 "
+            "/ p99 / max ms | done p99 ms | opsbot CPU s /1000 ev | opsbot loop busy | opsbot loop "
+            "turns (> 5 / 10 / 25 / 50 ms) | bench CPU s | other CPU s | load avg "
+            "|\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < nph; i++) {
         const struct phase *p = &ph[i];
 
         fprintf(f,
                 "| %s | %.0f | %u | %.0f | %.2f / %.2f / %.2f | %.2f / %.2f / %.2f | %.2f | "
-                "%.3f | %ld (%ld / %ld / %ld / %ld) | %.2f | %.2f | %.2f %.2f %.2f |\n",
+                "%.3f | %.0f %% | %ld (%ld / %ld / %ld / %ld) | %.2f | %.2f | %.2f %.2f %.2f |\n",
                 p->name, p->rate > 0 ? p->rate : p->offered, p->sent, p->achieved, p->ack_p50,
                 p->ack_p99, p->ack_max, p->echo_p50, p->echo_p99, p->echo_max, p->done_p99,
-                p->sent ? p->cpu_s * 1000 / p->sent : 0, p->turns, p->over5, p->over10, p->over25,
-                p->over50, p->bench_cpu_s, p->other_cpu_s, atof(p->load),
+                p->sent ? p->cpu_s * 1000 / p->sent : 0, busy_pct(p), p->turns, p->over5, p->over10,
+                p->over25, p->over50, p->bench_cpu_s, p->other_cpu_s, atof(p->load),
                 atof(strchr(p->load, ' ') ? strchr(p->load, ' ') : "0"),
                 atof(strchr(p->load, ' ') && strchr(strchr(p->load, ' ') + 1, ' ')
                          ? strchr(strchr(p->load, ' ') + 1, ' ')
