@@ -17,39 +17,6 @@
 
 #ifndef OB_FUZZ_SOURCE_ROOT
 #define OB_FUZZ_SOURCE_ROOT ".."
-/* What the pipeline relies on in a parse result, whatever the input was:
- * complete proposals name a catalog action, hold only that action's
- * parameters, each value already canonical (validating it again gives it
- * back unchanged), and an ASK names the missing parameter. Aborts when not. */
-static inline void fuzz_check_parse(const struct ob_catalog *cat, const struct ob_parse_result *r)
-{
-    if (r->n > OB_MAX_PROPOSALS || strnlen(r->message, sizeof(r->message)) == sizeof(r->message))
-        abort();
-    if (r->status != OB_PARSE_OK && r->status != OB_PARSE_ASK)
-        return;
-    if (r->n == 0 || (r->status == OB_PARSE_ASK && r->n != 1))
-        abort();
-    for (size_t i = 0; i < r->n; i++) {
-        const struct ob_proposal *p = &r->proposals[i];
-
-        if (!p->action || p->action != ob_catalog_find(cat, p->action->name) ||
-            p->nparams > OB_MAX_PARAMS)
-            abort();
-        if (r->status == OB_PARSE_ASK && (!p->missing || !p->missing->required))
-            abort();
-        for (size_t k = 0; k < p->nparams; k++) {
-            const struct ob_param_def *d = ob_action_param(p->action, p->params[k].name);
-            char again[256], why[256];
-
-            if (!d || ob_param_validate(d, p->params[k].value, again, sizeof(again), why,
-                                        sizeof(why)) != 0)
-                abort();
-            if (strcmp(again, p->params[k].value))
-                abort();
-        }
-    }
-}
-
 #endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
