@@ -338,19 +338,15 @@ int ob__post_raw(struct ob_bot *bot, struct ob_adapter *ad, const char *channel,
     return post_now(bot, ad, channel, thread, flags, ask_user, text, cb, data);
 }
 
-static void sayf(struct ob_request *req, unsigned flags, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* A step of req: plain ones (flags 0) are gathered, others posted now. */
+static void vsayf(struct ob_request *req, unsigned flags, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
-static void sayf(struct ob_request *req, unsigned flags, const char *fmt, ...)
+static void vsayf(struct ob_request *req, unsigned flags, const char *fmt, va_list ap)
 {
-    va_list ap;
     char *text = NULL;
 
-    va_start(ap, fmt);
     if (vasprintf(&text, fmt, ap) < 0)
-        text = NULL;
-    va_end(ap);
-    if (!text)
         return;
     if (flags == 0 && !req->dead)
         say_add(req, text);
@@ -360,20 +356,26 @@ static void sayf(struct ob_request *req, unsigned flags, const char *fmt, ...)
     free(text);
 }
 
+static void sayf(struct ob_request *req, unsigned flags, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void sayf(struct ob_request *req, unsigned flags, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsayf(req, flags, fmt, ap);
+    va_end(ap);
+}
+
 /* A plain step of req, gathered with its others (for the other core files). */
 void ob__sayf(struct ob_request *req, const char *fmt, ...)
 {
     va_list ap;
-    char *text = NULL;
 
     va_start(ap, fmt);
-    if (vasprintf(&text, fmt, ap) < 0)
-        text = NULL;
+    vsayf(req, 0, fmt, ap);
     va_end(ap);
-    if (!text)
-        return;
-    sayf(req, 0, "%s", text);
-    free(text);
 }
 
 /* The last message of a request carries the chain hash at that point. */
@@ -1513,31 +1515,15 @@ static void loop_busy(struct ob_bot *bot)
     bot->turn_idle_ns = idle;
 }
 
-/* Once per loop turn: commit what the turn wrote, then make the batch of
- * actions queued in it durable before they start — an fsync on the thread
- * pool in the daemon (the loop goes on meanwhile), at once otherwise. */
-static void flush_cb(uv_check_t *c)
+/* Starts a batch of actions once their "started" records are durable: an
+ * fsync on the thread pool in the daemon (the loop goes on meanwhile), at
+ * once when the store is synchronous or the commit already failed. */
+static void start_batch(struct ob_bot *bot, struct ob_request *reqs, int rc)
 {
-    struct ob_bot *bot = c->data;
-    int rc;
     struct start_batch *b;
-    struct ob_request *reqs;
 
-    loop_busy(bot);
-    rc = ob_store_flush(bot->store);
-    reqs = bot->start_queue;
-
-    if (rc)
-        ob__store_failed(bot, rc, reqs ? "the durable flush before an action" : "commit");
-    if (!reqs) {
-        say_flush_all(bot);
-        return;
-    }
-    bot->start_queue = NULL;
-    bot->start_tail = &bot->start_queue;
     if (rc || !ob_store_is_async(bot->store)) {
         start_queued(bot, reqs, rc);
-        say_flush_all(bot);
         return;
     }
     b = ob_xcalloc(1, sizeof(*b));
@@ -1546,9 +1532,28 @@ static void flush_cb(uv_check_t *c)
     if (ob_store_sync(bot->store, batch_synced, b)) {
         free(b);
         start_queued(bot, reqs, OB_ESTORE);
-    } else {
-        b->next = bot->syncing;
-        bot->syncing = b;
+        return;
+    }
+    b->next = bot->syncing;
+    bot->syncing = b;
+}
+
+/* Once per loop turn: commit what the turn wrote, start what waits for
+ * that commit, and post what the turn's requests said. */
+static void flush_cb(uv_check_t *c)
+{
+    struct ob_bot *bot = c->data;
+    struct ob_request *reqs = bot->start_queue;
+    int rc;
+
+    loop_busy(bot);
+    rc = ob_store_flush(bot->store);
+    if (rc)
+        ob__store_failed(bot, rc, reqs ? "the durable flush before an action" : "commit");
+    if (reqs) {
+        bot->start_queue = NULL;
+        bot->start_tail = &bot->start_queue;
+        start_batch(bot, reqs, rc);
     }
     say_flush_all(bot);
 }
