@@ -20,9 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -30,6 +28,7 @@
 
 #include <uv.h>
 
+#include "opsbot/http.h"
 #include "ports.h"
 #include "slack_standin.h"
 
@@ -74,6 +73,7 @@ static struct {
     uv_loop_t loop;
     struct slack_standin *sd;
     int metrics_port;
+    struct ob_http *http; /* reads opsbot's /metrics between phases */
     uv_process_t proc;
     uv_pipe_t errp;
     uv_timer_t tick;
@@ -413,50 +413,63 @@ static void pct(int64_t *v, size_t n, double *p50, double *p99, double *max)
         *max = (double)v[n - 1] / 1e6;
 }
 
-/* A blocking GET of opsbot's /metrics between measurements (a few ms,
- * while nothing is being timed). */
-static struct busy scrape_busy(void)
-{
-    struct busy b = {0};
-    struct sockaddr_in a = {0};
-    static char buf[1 << 20];
-    size_t len = 0;
-    ssize_t n;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+/* opsbot's /metrics through the project's HTTP client on the bench's loop,
+ * between measurements (nothing is timed meanwhile). */
+struct scrape {
+    struct busy b;
+    bool done;
+};
 
-    if (fd < 0 || B.metrics_port <= 0)
-        goto out;
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons((uint16_t)B.metrics_port);
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) || write(fd, req, sizeof(req) - 1) < 0)
-        goto out;
-    while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
-        len += (size_t)n;
-    buf[len] = '\0';
+static void scraped(void *data, const struct ob_http_resp *r)
+{
+    struct scrape *sc = data;
+    const char *body = r->body ? r->body : "", *at;
+
+    sc->done = true;
+    if (r->err || r->status != 200)
+        return;
     for (int i = 0; i < NBUSY; i++) {
         char key[80];
-        const char *at;
 
         snprintf(key, sizeof(key), "opsbot_loop_busy_seconds_bucket{le=\"%s\"} ", busy_le[i]);
-        at = strstr(buf, key);
+        at = strstr(body, key);
         if (!at)
-            goto out;
-        b.le[i] = strtol(at + strlen(key), NULL, 10);
+            return;
+        sc->b.le[i] = strtol(at + strlen(key), NULL, 10);
     }
-    {
-        const char *at = strstr(buf, "\nopsbot_loop_busy_seconds_sum ");
+    at = strstr(body, "\nopsbot_loop_busy_seconds_sum ");
+    if (!at)
+        return;
+    sc->b.sum = strtod(at + strlen("\nopsbot_loop_busy_seconds_sum "), NULL);
+    sc->b.ok = true;
+}
 
-        if (!at)
-            goto out;
-        b.sum = strtod(at + strlen("\nopsbot_loop_busy_seconds_sum "), NULL);
-    }
-    b.ok = true;
-out:
-    if (fd >= 0)
-        close(fd);
-    return b;
+static struct scrape *scraping;
+
+static bool scrape_cond(void)
+{
+    return scraping->done;
+}
+
+static struct busy scrape_busy(void)
+{
+    struct scrape sc = {0};
+    struct ob_http_req rq = {0};
+    struct ob_http_call *call = NULL;
+    char url[80];
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", B.metrics_port);
+    rq.method = "GET";
+    rq.url = url;
+    rq.timeout_ms = 5000;
+    if (B.metrics_port <= 0 || !B.http || ob_http_request(B.http, &rq, scraped, &sc, &call))
+        return sc.b;
+    scraping = &sc;
+    run_until(scrape_cond, 6000000000LL);
+    if (!sc.done)
+        ob_http_cancel(call); /* opsbot gone: no callback into this frame later */
+    scraping = NULL;
+    return sc.b;
 }
 
 static void busy_delta(struct phase *p, const struct busy *b0, const struct busy *b1)
@@ -828,6 +841,8 @@ int main(int argc, char **argv)
     h.lean = true;
     slack_standin_set_hooks(B.sd, &h);
     B.metrics_port = standin_free_port();
+    if (ob_http_new(&B.http, &B.loop))
+        B.http = NULL; /* the loop-turn columns then read -1 */
     if (write_config(argv[2]) || spawn_opsbot(argv[1]))
         goto out;
     uv_timer_init(&B.loop, &B.tick);
@@ -879,6 +894,7 @@ out:
     if (B.tick.loop)
         uv_close((uv_handle_t *)&B.tick, NULL);
     slack_standin_free(B.sd);
+    ob_http_free(B.http);
     uv_run(&B.loop, UV_RUN_DEFAULT);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", B.dir);
     if (system(cmd))
