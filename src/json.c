@@ -1,5 +1,35 @@
+#include <stdio.h>
+
+#include "opsbot/err.h"
 #include "opsbot/json.h"
 #include "opsbot/util.h"
+
+int ob_json_parse_object(const char *json, size_t len, size_t max, const char *what, cJSON **out,
+                         char *err, size_t errlen)
+{
+    const char *end = NULL;
+
+    *out = NULL;
+    if (!json || len == 0) {
+        snprintf(err, errlen, "empty %s", what);
+        return OB_EPARSE;
+    }
+    if (len > max) {
+        snprintf(err, errlen, "%s of %zu bytes is over the %zu-byte limit", what, len, max);
+        return OB_E2BIG;
+    }
+    *out = cJSON_ParseWithLengthOpts(json, len, &end, false);
+    if (!*out) {
+        snprintf(err, errlen, "malformed JSON at byte %zu of %zu",
+                 end && end >= json ? (size_t)(end - json) : (size_t)0, len);
+        return OB_EJSON;
+    }
+    if (!cJSON_IsObject(*out)) {
+        snprintf(err, errlen, "%s is not a JSON object", what);
+        return OB_EPARSE;
+    }
+    return 0;
+}
 
 const cJSON *ob_json_member(const cJSON *o, const char *key)
 {

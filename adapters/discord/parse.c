@@ -92,31 +92,16 @@ int ob_discord_parse_payload(const char *json, size_t len, struct ob_discord_pay
                              char *err, size_t errlen)
 {
     const cJSON *op, *s, *t;
-    const char *end = NULL;
+    int rc;
 
     memset(out, 0, sizeof(*out));
     out->s = -1;
     out->op = -1;
     if (errlen)
         err[0] = '\0';
-    if (!json || len == 0) {
-        snprintf(err, errlen, "empty payload");
-        return OB_EPARSE;
-    }
-    if (len > FRAME_MAX) {
-        snprintf(err, errlen, "payload of %zu bytes is over the %d-byte limit", len, FRAME_MAX);
-        return OB_E2BIG;
-    }
-    out->root = cJSON_ParseWithLengthOpts(json, len, &end, false);
-    if (!out->root) {
-        snprintf(err, errlen, "malformed JSON at byte %zu of %zu",
-                 end && end >= json ? (size_t)(end - json) : (size_t)0, len);
-        return OB_EJSON;
-    }
-    if (!cJSON_IsObject(out->root)) {
-        snprintf(err, errlen, "payload is not a JSON object");
-        return OB_EPARSE;
-    }
+    rc = ob_json_parse_object(json, len, FRAME_MAX, "payload", &out->root, err, errlen);
+    if (rc)
+        return rc;
     op = ob_json_member(out->root, "op");
     if (!int_ok(op, 255)) {
         snprintf(err, errlen, "payload without a valid op");

@@ -17,30 +17,15 @@ int ob_slack_parse_envelope(const char *json, size_t len, struct ob_slack_envelo
                             size_t errlen)
 {
     const cJSON *t, *it;
-    const char *end = NULL;
+    int rc;
 
     memset(out, 0, sizeof(*out));
     out->type = OB_SLACK_OTHER;
     if (errlen)
         err[0] = '\0';
-    if (!json || len == 0) {
-        snprintf(err, errlen, "empty frame");
-        return OB_EPARSE;
-    }
-    if (len > FRAME_MAX) {
-        snprintf(err, errlen, "frame of %zu bytes is over the %d-byte limit", len, FRAME_MAX);
-        return OB_E2BIG;
-    }
-    out->root = cJSON_ParseWithLengthOpts(json, len, &end, false);
-    if (!out->root) {
-        snprintf(err, errlen, "malformed JSON at byte %zu of %zu",
-                 end && end >= json ? (size_t)(end - json) : (size_t)0, len);
-        return OB_EJSON;
-    }
-    if (!cJSON_IsObject(out->root)) {
-        snprintf(err, errlen, "frame is not a JSON object");
-        return OB_EPARSE;
-    }
+    rc = ob_json_parse_object(json, len, FRAME_MAX, "frame", &out->root, err, errlen);
+    if (rc)
+        return rc;
     t = ob_json_member(out->root, "type");
     if (!cJSON_IsString(t)) {
         snprintf(err, errlen, "frame without a type");

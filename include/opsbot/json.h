@@ -11,6 +11,13 @@
 const cJSON *ob_json_member(const cJSON *o, const char *key);
 /* String member key of o, or NULL (missing or not a string). */
 const char *ob_json_str(const cJSON *o, const char *key);
+/* Parses json[0..len) from a platform into *out, which must be a JSON
+ * object of at most max bytes; what names the input in the one error line
+ * written to err ("frame", "payload"). Returns 0, OB_EPARSE (empty, not an
+ * object), OB_E2BIG or OB_EJSON; *out is the caller's to delete even on
+ * OB_EPARSE for a non-object (NULL otherwise). */
+int ob_json_parse_object(const char *json, size_t len, size_t max, const char *what, cJSON **out,
+                         char *err, size_t errlen);
 /* Ids, timestamps and names from a platform: printable ASCII without
  * blanks, quotes or backslashes, 1..len-1 bytes. */
 bool ob_id_ok(const char *s, size_t len);
