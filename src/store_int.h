@@ -58,6 +58,7 @@ struct ob_store {
     bool ckpt_busy;
     int ckpt_rc;
     int wal_pages;
+    int ckpt_at;      /* wal_pages when the last checkpoint was queued */
     sqlite3 *ckpt_db; /* used on the thread pool only, one job at a time */
     bool released;    /* ob_store_close ran while disk work was in flight */
 };

@@ -16,7 +16,8 @@
  * Checkpoints (copying the WAL back into the database, with two fsyncs)
  * would block the committing thread, so SQLite's automatic ones are off
  * (our wal_hook replaces them) and a PASSIVE checkpoint runs on the thread
- * pool, on a second connection, once the WAL holds CKPT_PAGES pages.
+ * pool, on a second connection, each time CKPT_PAGES more pages are in the
+ * WAL (not after every commit once it is past that size).
  * PASSIVE never blocks the writer; a WAL that cannot be fully checkpointed
  * under constant writes keeps growing until a quieter moment, and
  * journal_size_limit trims it after it restarts.
@@ -38,6 +39,16 @@
 
 static void start_round(struct ob_store *s);
 
+static void free_waiters(struct sync_waiter *w)
+{
+    while (w) {
+        struct sync_waiter *next = w->next;
+
+        free(w);
+        w = next;
+    }
+}
+
 static void maybe_free(struct ob_store *s)
 {
     if (!s->released || s->fsync_busy || s->ckpt_busy)
@@ -46,15 +57,8 @@ static void maybe_free(struct ob_store *s)
         sqlite3_close(s->ckpt_db);
     if (s->wal_fd >= 0)
         close(s->wal_fd);
-    while (s->round || s->next_round) {
-        struct sync_waiter *w = s->round ? s->round : s->next_round;
-
-        if (w == s->round)
-            s->round = w->next;
-        else
-            s->next_round = w->next;
-        free(w);
-    }
+    free_waiters(s->round);
+    free_waiters(s->next_round);
     free(s);
 }
 
@@ -81,7 +85,8 @@ static void fsync_done(uv_fs_t *req)
     uv_fs_req_cleanup(req);
     s->fsync_busy = false;
     s->round = NULL;
-    if (s->released) {
+    if (s->released) { /* closed meanwhile: nobody to answer */
+        free_waiters(w);
         maybe_free(s);
         return;
     }
@@ -150,6 +155,11 @@ static void ckpt_work(uv_work_t *req)
     if (!s->ckpt_db) {
         rc = sqlite3_open_v2(s->path, &s->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                              NULL);
+        /* A new connection learns that the database is in WAL mode when it
+         * first reads it; until then a checkpoint is a no-op that answers
+         * SQLITE_OK (the WAL grew without bound before this read). */
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(s->ckpt_db, "PRAGMA journal_mode", NULL, NULL, NULL);
         if (rc != SQLITE_OK) {
             s->ckpt_rc = rc;
             return;
@@ -189,7 +199,10 @@ void ob__store_committed(struct ob_store *s)
     if (!s->loop)
         return;
     s->dirty = true;
-    if (s->wal_pages >= CKPT_PAGES && !s->ckpt_busy) {
+    if (s->wal_pages < s->ckpt_at)
+        s->ckpt_at = 0; /* the WAL restarted from its beginning */
+    if (s->wal_pages - s->ckpt_at >= CKPT_PAGES && !s->ckpt_busy) {
+        s->ckpt_at = s->wal_pages;
         s->ckpt_req.data = s;
         s->ckpt_rc = SQLITE_OK;
         if (uv_queue_work(s->loop, &s->ckpt_req, ckpt_work, ckpt_done) == 0)

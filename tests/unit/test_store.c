@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <uv.h>
 
 #include "opsbot/err.h"
 #include "opsbot/log.h"
@@ -328,6 +330,103 @@ static void test_stmt_cache(void **state)
     ob_store_close(s);
 }
 
+/* ---- the daemon's mode: durability off the loop (src/store_sync.c) ---- */
+
+struct synced {
+    int calls, status;
+};
+
+static void on_synced(void *data, int status)
+{
+    struct synced *y = data;
+
+    y->calls++;
+    y->status = status;
+}
+
+static void test_async_sync(void **state)
+{
+    struct tmp t;
+    struct ob_store *s = NULL, *m = NULL;
+    struct synced a = {0}, b = {0};
+    struct stat st0, st1;
+    uv_loop_t loop;
+    char id[32];
+
+    (void)state;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    /* ":memory:" has nothing to sync: it stays synchronous */
+    assert_int_equal(ob_store_open(&m, ":memory:"), 0);
+    assert_int_not_equal(ob_store_attach_loop(m, &loop), 0);
+    assert_false(ob_store_is_async(m));
+    assert_int_equal(ob_store_sync(m, on_synced, &a), OB_EINVAL);
+    ob_store_close(m);
+
+    tmp_make(&t);
+    assert_int_equal(ob_store_open(&s, t.db), 0);
+    assert_int_equal(db_int(s, "PRAGMA synchronous"), 2); /* FULL until attached */
+    assert_int_equal(ob_store_attach_loop(s, &loop), 0);
+    assert_true(ob_store_is_async(s));
+    assert_int_equal(db_int(s, "PRAGMA synchronous"), 1); /* NORMAL */
+    assert_int_equal(ob_store_claim(s, "c:1", 10), 0);
+    assert_int_equal(ob_store_flush(s), 0);
+    /* two callers: never called before returning, each exactly once */
+    assert_int_equal(ob_store_sync(s, on_synced, &a), 0);
+    assert_int_equal(ob_store_sync(s, on_synced, &b), 0);
+    assert_int_equal(a.calls + b.calls, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(b.calls, 1);
+    assert_int_equal(a.status, 0);
+    assert_int_equal(b.status, 0);
+    /* nothing new committed: a sync without a waiter starts no round */
+    assert_int_equal(ob_store_sync(s, NULL, NULL), 0);
+    assert_int_equal(uv_run(&loop, UV_RUN_NOWAIT), 0);
+
+    /* past 1,000 WAL pages a PASSIVE checkpoint runs on the thread pool and
+     * copies pages into the database file (autocheckpoint itself is off) */
+    assert_int_equal(stat(t.db, &st0), 0);
+    for (int i = 0; i < 1500; i++) {
+        snprintf(id, sizeof(id), "c:bulk-%d", i);
+        assert_int_equal(ob_store_claim(s, id, 20), 0);
+        assert_int_equal(ob_store_flush(s), 0);
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(stat(t.db, &st1), 0);
+    assert_true(st1.st_size > st0.st_size);
+    assert_int_equal(other_conn_int(t.db, "SELECT count(*) FROM events"), 1501);
+    ob_store_close(s);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    tmp_clean(&t);
+}
+
+/* Closed while an fsync is in flight: its waiter is dropped, not called,
+ * and the store's memory goes when the fsync returns (LeakSanitizer). */
+static void test_close_while_syncing(void **state)
+{
+    struct tmp t;
+    struct ob_store *s = NULL;
+    struct synced a = {0}, b = {0};
+    uv_loop_t loop;
+
+    (void)state;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    tmp_make(&t);
+    assert_int_equal(ob_store_open(&s, t.db), 0);
+    assert_int_equal(ob_store_attach_loop(s, &loop), 0);
+    assert_int_equal(ob_store_claim(s, "c:1", 10), 0);
+    assert_int_equal(ob_store_flush(s), 0);
+    assert_int_equal(ob_store_sync(s, on_synced, &a), 0); /* in flight */
+    assert_int_equal(ob_store_sync(s, on_synced, &b), 0); /* waits for the next round */
+    ob_store_close(s);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(a.calls + b.calls, 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(other_conn_int(t.db, "SELECT count(*) FROM events"), 1);
+    tmp_clean(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -335,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_claim_prune),         cmocka_unit_test(test_batch_and_close_flushes),
         cmocka_unit_test(test_rate_windows),        cmocka_unit_test(test_approvals),
         cmocka_unit_test(test_open_errors),         cmocka_unit_test(test_stmt_cache),
+        cmocka_unit_test(test_async_sync),          cmocka_unit_test(test_close_while_syncing),
     };
 
     ob_log_set_level(OB_LOG_WARN);
