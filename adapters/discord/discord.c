@@ -452,7 +452,7 @@ static void dm_answer_thread(struct discord *dc, struct ob_discord_event *e)
 
 void discord__handle_event(struct discord *dc, struct ob_discord_event *e)
 {
-    if (dc->stopping || dc->dead)
+    if (dc->life.stopping || dc->dead)
         return;
     if (e->dm)
         discord__dm_add(dc, e->channel);
@@ -488,7 +488,7 @@ static void ix_done(struct discord *dc, struct dc_op *op, int status,
 {
     struct ob_discord_event *e = op->ev;
 
-    if (!e || dc->stopping || dc->dead || dc->closed)
+    if (!e || dc->life.stopping || dc->dead || dc->life.closed)
         return;
     if (status)
         ob_warn("discord", "interaction %s: the answer to Discord failed (%s)", e->interaction_id,
@@ -524,7 +524,7 @@ void discord__interaction(struct discord *dc, struct ob_discord_event *e, bool a
     char key[2 * DC_ID + 8];
     cJSON *body;
 
-    if (dc->stopping || dc->dead || e->source == OB_DISCORD_SRC_PING)
+    if (dc->life.stopping || dc->dead || e->source == OB_DISCORD_SRC_PING)
         return;
     snprintf(key, sizeof(key), "ix/%s", e->interaction_id);
     if (answered) {

@@ -229,8 +229,8 @@ struct discord {
 
     /* lifecycle */
     bool started;
-    bool dead;            /* fatal: nothing more is attempted */
-    OB_LIFE_MEMBER(life); /* also dc->stopping, dc->closed */
+    bool dead;           /* fatal: nothing more is attempted */
+    struct ob_life life; /* stop, drain, close, free (src/adapter_life.c) */
 };
 
 /* discord.c */

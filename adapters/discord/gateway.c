@@ -66,7 +66,7 @@ static void retry_cb(uv_timer_t *t)
 {
     struct discord *dc = t->data;
 
-    if (dc->stopping || dc->dead)
+    if (dc->life.stopping || dc->dead)
         return;
     switch (dc->gw_next) {
     case NEXT_FETCH:
@@ -83,7 +83,7 @@ static void retry_cb(uv_timer_t *t)
 
 static void schedule(struct discord *dc, enum gw_next next, int64_t ms)
 {
-    if (dc->stopping || dc->dead || dc->closed)
+    if (dc->life.stopping || dc->dead || dc->life.closed)
         return;
     dc->gw_next = next;
     dc->gw = DC_GW_IDLE;
@@ -104,7 +104,7 @@ static void drop_conn(struct discord *dc, int code, const char *reason)
 {
     struct dc_conn *c = dc->conn;
 
-    if (!dc->closed) {
+    if (!dc->life.closed) {
         uv_timer_stop(&dc->hb);
         uv_timer_stop(&dc->identify);
     }
@@ -219,7 +219,7 @@ static void hb_cb(uv_timer_t *t)
 {
     struct discord *dc = t->data;
 
-    if (!dc->conn || dc->stopping || dc->dead)
+    if (!dc->conn || dc->life.stopping || dc->dead)
         return;
     if (!dc->conn->hello) {
         drop_conn(dc, CLOSE_RESUME, "no hello");
@@ -258,7 +258,7 @@ static void gw_connect(struct discord *dc, bool resume)
     char *url;
     int rc;
 
-    if (dc->stopping || dc->dead || dc->conn)
+    if (dc->life.stopping || dc->dead || dc->conn)
         return;
     if (resume && (!dc->session_id[0] || !dc->resume_url[0]))
         resume = false;
@@ -298,7 +298,7 @@ static void fetch_done(struct discord *dc, void *data, const struct dc_rest_resu
     const cJSON *url, *limit, *remaining, *reset;
 
     (void)data;
-    if (dc->stopping || dc->dead)
+    if (dc->life.stopping || dc->dead)
         return;
     if (res->err) {
         int64_t d;
@@ -348,7 +348,7 @@ static void gw_fetch(struct discord *dc)
 {
     int rc;
 
-    if (dc->stopping || dc->dead)
+    if (dc->life.stopping || dc->dead)
         return;
     dc->gw = DC_GW_FETCHING;
     rc = discord__rest(dc, "GET", "/gateway/bot", NULL, fetch_done, NULL);
@@ -365,7 +365,7 @@ void discord__gw_start(struct discord *dc)
 
 void discord__gw_stop(struct discord *dc)
 {
-    if (!dc->closed) {
+    if (!dc->life.closed) {
         uv_timer_stop(&dc->retry);
         uv_timer_stop(&dc->hb);
         uv_timer_stop(&dc->identify);
@@ -541,7 +541,7 @@ static void conn_on_text(void *data, struct ob_ws *ws, const char *text, size_t 
     if (!c)
         return;
     dc = c->dc;
-    if (dc->stopping || dc->dead || dc->conn != c)
+    if (dc->life.stopping || dc->dead || dc->conn != c)
         return;
     rc = ob_discord_parse_payload(text, len, &p, err, sizeof(err));
     if (rc) {
@@ -643,13 +643,13 @@ static void conn_on_close(void *data, struct ob_ws *ws, int code, const char *re
     if (dc->conn == c) {
         dc->conn = NULL;
         dc->ready = false;
-        if (!dc->closed) {
+        if (!dc->life.closed) {
             uv_timer_stop(&dc->hb);
             uv_timer_stop(&dc->identify);
         }
     }
     free(c);
-    if (dc->stopping || dc->dead)
+    if (dc->life.stopping || dc->dead)
         return;
     if (fatal) {
         discord__fatal(dc, fatal);

@@ -125,7 +125,7 @@ static void handler(void *data, struct ob_http_exchange *ex, const struct ob_htt
         reply(ex, 200, "{\"type\":1}");
         goto out;
     }
-    if (rc == 0 || dc->stopping || dc->dead) {
+    if (rc == 0 || dc->life.stopping || dc->dead) {
         /* Answered all the same: an unanswered interaction shows an error. */
         cJSON *o = cJSON_CreateObject();
 

@@ -442,9 +442,9 @@ out:
     cJSON_Delete(json);
     call_free(c);
     /* Queues held back by this request's bucket may go now. */
-    if (dc->queues && !dc->closed)
+    if (dc->queues && !dc->life.closed)
         discord__pump(dc);
-    if (dc->stopping && !dc->queues && !dc->calls)
+    if (dc->life.stopping && !dc->queues && !dc->calls)
         discord__close_handles(dc);
 }
 
@@ -818,7 +818,7 @@ static void op_result(struct discord *dc, void *data, const struct dc_rest_resul
         discord__pump(dc);
         return;
     }
-    if (dc->dead || dc->closed) {
+    if (dc->dead || dc->life.closed) {
         while (q->head)
             op_finish(dc, q, OB_EHTTP, NULL);
         queue_free(dc, q);
@@ -915,7 +915,7 @@ void discord__pump(struct discord *dc)
 {
     int64_t now, next;
 
-    if (dc->closed)
+    if (dc->life.closed)
         return;
     if (dc->pumping) {
         dc->pump_again = true;
@@ -960,13 +960,13 @@ again:
     if (dc->pump_again)
         goto again;
     dc->pumping = false;
-    if (dc->closed)
+    if (dc->life.closed)
         return;
     if (next >= 0)
         uv_timer_start(&dc->pump, pump_cb, (uint64_t)(next > now ? next - now : 0), 0);
     else
         uv_timer_stop(&dc->pump);
-    if (dc->stopping && !dc->queues && !dc->calls)
+    if (dc->life.stopping && !dc->queues && !dc->calls)
         discord__close_handles(dc);
 }
 
@@ -974,7 +974,7 @@ int discord__enqueue(struct discord *dc, const char *key, struct dc_op *op)
 {
     struct dc_queue *q, **tail;
 
-    if (dc->dead || dc->closed) {
+    if (dc->dead || dc->life.closed) {
         discord__op_free(op);
         return OB_EHTTP;
     }

@@ -178,7 +178,7 @@ static void handler(void *data, struct ob_http_exchange *ex, const struct ob_htt
     enum ob_slack_frame type = OB_SLACK_EVENTS_API;
     int rc;
 
-    if (sl->stopping || sl->dead) {
+    if (sl->life.stopping || sl->dead) {
         reply(ex, 503, "text/plain", "stopping\n");
         return;
     }

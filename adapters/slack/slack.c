@@ -325,7 +325,7 @@ void slack__dispatch(struct slack *sl, enum ob_slack_frame type, const cJSON *pa
     struct ob_event ev;
     int rc;
 
-    if (sl->stopping || sl->dead)
+    if (sl->life.stopping || sl->dead)
         return;
     rc = ob_slack_payload_event(&self, type, payload, &e);
     if (rc < 0) {
@@ -359,7 +359,7 @@ static void retry_cb(uv_timer_t *t)
 {
     struct slack *sl = t->data;
 
-    if (sl->stopping || sl->dead)
+    if (sl->life.stopping || sl->dead)
         return;
     if (!sl->authed)
         start_auth(sl);
@@ -380,7 +380,7 @@ static void auth_done(struct slack *sl, void *data, const struct slack_api_resul
     int64_t delay;
 
     (void)data;
-    if (sl->stopping || sl->dead)
+    if (sl->life.stopping || sl->dead)
         return;
     if (res->err) {
         if (res->error && slack__is_fatal_error(res->error)) {

@@ -180,8 +180,8 @@ struct slack {
 
     /* lifecycle */
     bool started;
-    bool dead;            /* fatal: nothing more is attempted */
-    OB_LIFE_MEMBER(life); /* also sl->stopping, sl->closed */
+    bool dead;           /* fatal: nothing more is attempted */
+    struct ob_life life; /* stop, drain, close, free (src/adapter_life.c) */
 };
 
 /* slack.c */

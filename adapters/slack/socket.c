@@ -75,7 +75,7 @@ static void schedule_retry(struct slack *sl, int64_t at_least_ms, const char *wh
 {
     int64_t d;
 
-    if (sl->stopping || sl->dead)
+    if (sl->life.stopping || sl->dead)
         return;
     if (sl->link_disabled) {
         d = sl->cfg.link_disabled_retry_ms;
@@ -107,7 +107,7 @@ static void open_done(struct slack *sl, void *data, const struct slack_api_resul
     int rc;
 
     (void)data;
-    if (sl->stopping || sl->dead) {
+    if (sl->life.stopping || sl->dead) {
         sl->opening = false;
         return;
     }
@@ -167,7 +167,7 @@ void slack__socket_connect(struct slack *sl)
 {
     int rc;
 
-    if (sl->opening || sl->stopping || sl->dead || !sl->authed)
+    if (sl->opening || sl->life.stopping || sl->dead || !sl->authed)
         return;
     sl->opening = true;
     rc = slack__api(sl, "apps.connections.open", SLACK_APP_TOKEN, "POST",
@@ -338,7 +338,7 @@ static void conn_on_close(void *data, struct ob_ws *ws, int code, const char *re
             successor = true;
     ob_debug("slack", "connection %u closed (%d%s%s)", c->id, code, reason && *reason ? " " : "",
              reason ? reason : "");
-    if (sl->stopping || sl->dead || sl->link_disabled || c->retiring) {
+    if (sl->life.stopping || sl->dead || sl->link_disabled || c->retiring) {
         free(c);
         return;
     }
@@ -430,7 +430,7 @@ int slack__socket_start(struct slack *sl)
 
 void slack__socket_stop(struct slack *sl)
 {
-    if (!sl->closed)
+    if (!sl->life.closed)
         uv_timer_stop(&sl->tick);
     for (size_t i = 0; i < SLACK_MAX_CONNS; i++) {
         struct slack_conn *c = sl->conns[i];

@@ -142,7 +142,7 @@ out:
     r->cb(sl, r->data, &res);
     cJSON_Delete(json);
     free(r);
-    if (sl->stopping && !sl->chans && !sl->reqs)
+    if (sl->life.stopping && !sl->chans && !sl->reqs)
         slack__close_handles(sl);
 }
 
@@ -457,7 +457,7 @@ static void op_done(struct slack *sl, void *data, const struct slack_api_result 
         slack__pump(sl);
         return;
     }
-    if (sl->dead || sl->closed) {
+    if (sl->dead || sl->life.closed) {
         /* Credentials are dead: nothing queued here can be delivered. */
         while (ch->head)
             op_finish(sl, ch, OB_EHTTP);
@@ -513,7 +513,7 @@ void slack__pump(struct slack *sl)
 {
     int64_t now, next;
 
-    if (sl->closed)
+    if (sl->life.closed)
         return;
     if (sl->pumping) {
         /* Called back from inside a pass (a callback posted again). */
@@ -561,13 +561,13 @@ again:
     if (sl->pump_again)
         goto again;
     sl->pumping = false;
-    if (sl->closed)
+    if (sl->life.closed)
         return;
     if (next >= 0)
         uv_timer_start(&sl->pump, pump_cb, (uint64_t)(next > now ? next - now : 0), 0);
     else
         uv_timer_stop(&sl->pump);
-    if (sl->stopping && !sl->chans)
+    if (sl->life.stopping && !sl->chans)
         slack__close_handles(sl);
 }
 
@@ -575,7 +575,7 @@ int slack__enqueue(struct slack *sl, struct slack_op *op)
 {
     struct slack_chan *ch;
 
-    if (sl->dead || sl->closed) {
+    if (sl->dead || sl->life.closed) {
         op_free(op);
         return OB_EHTTP;
     }
@@ -698,7 +698,7 @@ const char *slack__user_name(struct slack *sl, const char *user)
     u = user_find(sl, user);
     if (u)
         return u->name[0] ? u->name : NULL;
-    if (sl->stopping || sl->dead)
+    if (sl->life.stopping || sl->dead)
         return NULL;
     if (sl->nusers < SLACK_USER_CACHE)
         u = &sl->users[sl->nusers++];

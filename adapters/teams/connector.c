@@ -201,7 +201,7 @@ static void token_done(void *data, const struct ob_http_resp *resp)
     int64_t now = ob_now_ms(), exp_ms, margin;
 
     tm->token_call = NULL;
-    if (tm->closed || tm->dead)
+    if (tm->life.closed || tm->dead)
         return;
     if (resp->err && resp->err != OB_E2BIG) {
         ob_warn("teams", "token request failed: %s",
@@ -271,7 +271,7 @@ void teams__token_fetch(struct teams *tm)
     struct ob_http_req req = {0};
     int rc;
 
-    if (tm->token_call || tm->closed || tm->dead || !tm->http)
+    if (tm->token_call || tm->life.closed || tm->dead || !tm->http)
         return;
     uv_timer_stop(&tm->token_timer);
     id = ob_http_escape(tm->cfg.app_id);
@@ -556,7 +556,7 @@ void teams__pump(struct teams *tm)
     int64_t now, next;
     bool need_token = false;
 
-    if (tm->closed)
+    if (tm->life.closed)
         return;
     if (tm->pumping) {
         tm->pump_again = true;
@@ -604,13 +604,13 @@ again:
     if (tm->pump_again)
         goto again;
     tm->pumping = false;
-    if (tm->closed)
+    if (tm->life.closed)
         return;
     if (next >= 0)
         uv_timer_start(&tm->pump, pump_cb, (uint64_t)(next > now ? next - now : 0), 0);
     else
         uv_timer_stop(&tm->pump);
-    if (tm->stopping && !teams__queued(tm) && !tm->inflight)
+    if (tm->life.stopping && !teams__queued(tm) && !tm->inflight)
         teams__close_handles(tm);
 }
 
@@ -618,7 +618,7 @@ int teams__enqueue(struct teams *tm, struct teams_op *op)
 {
     struct teams_conv *c;
 
-    if (tm->dead || tm->closed) {
+    if (tm->dead || tm->life.closed) {
         op_free(op);
         return OB_EHTTP;
     }

@@ -213,7 +213,7 @@ static void waiters_run(struct teams *tm)
         struct teams_waiter *w = list;
 
         list = w->next;
-        if (tm->stopping || tm->dead)
+        if (tm->life.stopping || tm->dead)
             reply_text(w->ex, 503, "stopping\n");
         else
             authenticate(tm, w->ex, w->remote, w->token, w->body, w->body_len, false);
@@ -280,7 +280,7 @@ static void keys_get(struct teams *tm, const char *url)
 
 void teams__keys_fetch(struct teams *tm)
 {
-    if (tm->keys_stage || tm->closed || !tm->http)
+    if (tm->keys_stage || tm->life.closed || !tm->http)
         return;
     tm->keys.attempt_ms = ob_now_ms();
     tm->keys_stage = 1;
@@ -299,7 +299,7 @@ static void handler(void *data, struct ob_http_exchange *ex, const struct ob_htt
     const char *auth, *remote = req->remote ? req->remote : "?";
     char *token;
 
-    if (tm->stopping || tm->dead) {
+    if (tm->life.stopping || tm->dead) {
         reply_text(ex, 503, "stopping\n");
         return;
     }

@@ -359,7 +359,7 @@ static void reply_json(struct ob_http_exchange *ex, int status, const char *body
 
 static void deliver(struct teams *tm, struct ob_event *ev)
 {
-    if (tm->ad.on_event && !tm->stopping && !tm->dead)
+    if (tm->ad.on_event && !tm->life.stopping && !tm->dead)
         tm->ad.on_event(tm->ad.on_event_data, &tm->ad, ev);
 }
 
@@ -427,7 +427,7 @@ static void on_reaction(struct teams *tm, const struct ob_teams_activity *a)
 {
     char id[OB_TEAMS_ID_MAX + 8];
 
-    for (size_t i = 0; i < a->nreactions && !tm->stopping; i++) {
+    for (size_t i = 0; i < a->nreactions && !tm->life.stopping; i++) {
         struct ob_event ev;
 
         base_event(a, &ev);

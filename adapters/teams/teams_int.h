@@ -162,7 +162,7 @@ struct teams {
 
     /* lifecycle */
     bool started, dead;
-    OB_LIFE_MEMBER(life); /* also tm->stopping, tm->closed */
+    struct ob_life life; /* stop, drain, close, free (src/adapter_life.c) */
 };
 
 /* teams.c */

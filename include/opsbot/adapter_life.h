@@ -47,8 +47,8 @@ struct ob_life_ops {
 #define OB_LIFE_MAX_TIMERS 8
 
 struct ob_life {
-    bool stopping; /* stop or free was called (first member: see OB_LIFE_MEMBER) */
-    bool closed;   /* the handles are closing or closed (second member) */
+    bool stopping; /* stop or free was called (adapters read it; only this module writes) */
+    bool closed;   /* the handles are closing or closed (likewise) */
     bool freed;    /* free was called: destroy follows the last close callback */
     int closing;   /* handles whose close callback is pending */
     uv_timer_t drain;
@@ -57,18 +57,6 @@ struct ob_life {
     const struct ob_life_ops *ops;
     void *ctx;
 };
-
-/* Declares a struct ob_life member `name` in an adapter's struct whose two
- * flags can also be read by their plain names (x->stopping, x->closed): both
- * views share the same storage. Only adapter_life.c writes them. */
-#define OB_LIFE_MEMBER(name)                                                                       \
-    union {                                                                                        \
-        struct ob_life name;                                                                       \
-        struct {                                                                                   \
-            bool stopping;                                                                         \
-            bool closed;                                                                           \
-        };                                                                                         \
-    }
 
 /* Initialises the drain timer and the adapter's timers (timers: a NULL-
  * terminated list; each gets data = ctx and is closed with the rest). l
