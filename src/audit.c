@@ -28,14 +28,9 @@
 #define FIELD_MAX 1024          /* request, step, actor, platform, channel, action */
 #define DETAIL_MAX (256 * 1024) /* detail JSON text */
 
-#define SQL_HEAD "SELECT last_id, hash FROM audit_head WHERE k = 0"
 #define SQL_INSERT                                                                                 \
     "INSERT INTO audit(id, ts, request_id, step, actor, platform, channel, action, detail, hash) " \
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-#define SQL_HEAD_SET "UPDATE audit_head SET last_id = ?1, hash = ?2 WHERE k = 0"
-#define SQL_SAVEPOINT "SAVEPOINT ob_audit_append"
-#define SQL_RELEASE "RELEASE ob_audit_append"
-#define SQL_ROLLBACK_TO "ROLLBACK TO ob_audit_append"
 #define SQL_COLS "id, ts, request_id, step, actor, platform, channel, action, detail, hash"
 
 /* ---- growable byte buffer ------------------------------------------------ */
@@ -226,41 +221,14 @@ static void stmt_done(sqlite3_stmt *st)
     sqlite3_clear_bindings(st);
 }
 
-static int run_cached(struct ob_store *s, const char *sql)
+/* The chain's tip; found is false when its row is missing. */
+static int read_head(struct ob_store *s, bool for_write, int64_t *last_id, char hash[OB_HASH_HEX],
+                     bool *found)
 {
-    sqlite3_stmt *st = ob_store_stmt(s, sql);
-    int rc;
+    int err = ob_store_tip(s, for_write, last_id, hash);
 
-    if (!st)
-        return OB_ESTORE;
-    rc = sqlite3_step(st);
-    stmt_done(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        return db_fail(s, sql);
-    return 0;
-}
-
-static int read_head(struct ob_store *s, int64_t *last_id, char hash[OB_HASH_HEX], bool *found)
-{
-    sqlite3_stmt *st = ob_store_stmt(s, SQL_HEAD);
-    int err = 0;
-    int rc;
-
-    *found = false;
-    if (!st)
-        return OB_ESTORE;
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const char *h = (const char *)sqlite3_column_text(st, 1);
-
-        *found = true;
-        *last_id = sqlite3_column_int64(st, 0);
-        ob_strlcpy(hash, h ? h : "", OB_HASH_HEX);
-    } else if (rc != SQLITE_DONE) {
-        err = db_fail(s, "audit head");
-    }
-    stmt_done(st);
-    return err;
+    *found = *last_id >= 0;
+    return *found ? err : 0;
 }
 
 static int append_locked(struct ob_store *s, const struct fields *f_in, int64_t *id_out,
@@ -277,7 +245,7 @@ static int append_locked(struct ob_store *s, const struct fields *f_in, int64_t 
     int err;
     int rc;
 
-    err = read_head(s, &last_id, head_hex, &found);
+    err = read_head(s, true, &last_id, head_hex, &found);
     if (err)
         return err;
     if (!found ||
@@ -308,16 +276,8 @@ static int append_locked(struct ob_store *s, const struct fields *f_in, int64_t 
     stmt_done(st);
     if (rc != SQLITE_DONE)
         return db_fail(s, "audit insert");
-
-    st = ob_store_stmt(s, SQL_HEAD_SET);
-    if (!st)
-        return OB_ESTORE;
-    sqlite3_bind_int64(st, 1, f.id);
-    sqlite3_bind_text(st, 2, hex, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    stmt_done(st);
-    if (rc != SQLITE_DONE)
-        return db_fail(s, "audit head update");
+    /* the head row follows at COMMIT, in the same transaction */
+    ob_store_tip_advance(s, f.id, hex);
     if (id_out)
         *id_out = f.id;
     if (hash_out)
@@ -350,20 +310,11 @@ int ob_audit_append(struct ob_store *s, const struct ob_audit_entry *e, int64_t 
             goto out;
         }
     }
-    err = ob_store_begin(s);
-    if (err)
-        goto out;
-    err = run_cached(s, SQL_SAVEPOINT);
-    if (err)
-        goto out;
+    /* One statement per record: a failed INSERT undoes itself, and the
+     * chain's tip is then read again from the database. */
     err = append_locked(s, &f, id_out, hash_out);
-    if (err) {
-        /* Undo a half-written record, keep the rest of the batch. */
-        run_cached(s, SQL_ROLLBACK_TO);
-        run_cached(s, SQL_RELEASE);
-        goto out;
-    }
-    err = run_cached(s, SQL_RELEASE);
+    if (err)
+        ob_store_tip_forget(s);
 out:
     for (int i = 0; i < 7; i++)
         free(owned[i]);
@@ -414,7 +365,7 @@ int ob_audit_verify(struct ob_store *s, int64_t *count, int64_t *bad_id, char *w
     if (!db)
         return OB_EINVAL;
     sodium_bin2hex(last_hex, sizeof(last_hex), prev, sizeof(prev));
-    err = read_head(s, &head_id, head_hex, &head_found);
+    err = read_head(s, false, &head_id, head_hex, &head_found);
     if (err)
         return err;
     rc = sqlite3_prepare_v2(db, "SELECT " SQL_COLS " FROM audit ORDER BY id", -1, &st, NULL);

@@ -47,6 +47,8 @@ static const char *const stmt_sql[ST_COUNT_] = {
                          "json = excluded.json",
     [ST_APPROVAL_DELETE] = "DELETE FROM approvals WHERE id = ?1",
     [ST_APPROVALS_LOAD] = "SELECT id, request_id, deadline, json FROM approvals ORDER BY rowid",
+    [ST_TIP_GET] = "SELECT last_id, hash FROM audit_head WHERE k = 0",
+    [ST_TIP_SET] = "UPDATE audit_head SET last_id = ?1, hash = ?2 WHERE k = 0",
 };
 
 /* Migration i brings the schema from version i to i + 1. */
@@ -85,6 +87,16 @@ static const char *const migrations[] = {
     "  ts INTEGER NOT NULL);"
     "CREATE INDEX rate_key ON rate(user, action, ts);"
     "CREATE INDEX rate_ts ON rate(ts);",
+    /* 2: claims keyed by their id alone. A rowid table with a TEXT primary
+     * key is two b-trees (the rows and the key's index); every event paid
+     * for both, and every commit wrote a page of each. */
+    "CREATE TABLE events_v2 ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  ts INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO events_v2(id, ts) SELECT id, ts FROM events;"
+    "DROP TABLE events;"
+    "ALTER TABLE events_v2 RENAME TO events;"
+    "CREATE INDEX events_ts ON events(ts);",
 };
 
 /* The one place SQLite result codes become OB_ESTORE. */
@@ -269,7 +281,21 @@ int ob_store_begin(struct ob_store *s)
         return OB_EINVAL;
     if (!sqlite3_get_autocommit(s->db))
         return 0;
+    /* a new transaction: a tip held from one SQLite rolled back is stale */
+    s->tip.held = s->tip.dirty = false;
     return step_done(s, s->st[ST_BEGIN], "begin");
+}
+
+/* The tip goes to its row in the transaction it covers, just before COMMIT. */
+static int tip_write(struct ob_store *s)
+{
+    sqlite3_stmt *st = s->st[ST_TIP_SET];
+
+    if (!s->tip.dirty)
+        return 0;
+    sqlite3_bind_int64(st, 1, s->tip.last_id);
+    sqlite3_bind_text(st, 2, s->tip.hash, -1, SQLITE_STATIC);
+    return step_done(s, st, "audit head update");
 }
 
 int ob_store_flush(struct ob_store *s)
@@ -280,7 +306,10 @@ int ob_store_flush(struct ob_store *s)
         return OB_EINVAL;
     if (sqlite3_get_autocommit(s->db))
         return 0;
-    err = step_done(s, s->st[ST_COMMIT], "commit");
+    err = tip_write(s);
+    if (!err)
+        err = step_done(s, s->st[ST_COMMIT], "commit");
+    s->tip.held = s->tip.dirty = false; /* committed, or rolled back below */
     if (!err)
         ob__store_committed(s);
     /* SQLite may or may not have rolled the batch back itself (SQLITE_FULL,
@@ -294,6 +323,60 @@ int ob_store_flush(struct ob_store *s)
         ob_strlcpy(s->error, why, sizeof(s->error));
     }
     return err;
+}
+
+int ob_store_tip(struct ob_store *s, bool for_write, int64_t *last_id, char hash[OB_STORE_TIP_HEX])
+{
+    sqlite3_stmt *st;
+    int err = 0;
+    int rc;
+
+    *last_id = -1;
+    hash[0] = '\0';
+    if (!s)
+        return OB_EINVAL;
+    if (for_write) {
+        err = ob_store_begin(s);
+        if (err)
+            return err;
+    }
+    if (s->tip.held && !sqlite3_get_autocommit(s->db)) {
+        *last_id = s->tip.last_id;
+        memcpy(hash, s->tip.hash, OB_STORE_TIP_HEX);
+        return 0;
+    }
+    s->tip.held = s->tip.dirty = false;
+    st = s->st[ST_TIP_GET];
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *h = (const char *)sqlite3_column_text(st, 1);
+
+        *last_id = sqlite3_column_int64(st, 0);
+        ob_strlcpy(hash, h ? h : "", OB_STORE_TIP_HEX);
+    } else if (rc == SQLITE_DONE) {
+        err = OB_ESTORE;
+    } else {
+        err = ob__store_fail(s, "audit head");
+    }
+    done(st);
+    if (!err && for_write) {
+        s->tip.held = true;
+        s->tip.last_id = *last_id;
+        memcpy(s->tip.hash, hash, OB_STORE_TIP_HEX);
+    }
+    return err;
+}
+
+void ob_store_tip_advance(struct ob_store *s, int64_t last_id, const char *hash)
+{
+    s->tip.held = s->tip.dirty = true;
+    s->tip.last_id = last_id;
+    ob_strlcpy(s->tip.hash, hash, sizeof(s->tip.hash));
+}
+
+void ob_store_tip_forget(struct ob_store *s)
+{
+    s->tip.held = s->tip.dirty = false;
 }
 
 const char *ob_store_error(const struct ob_store *s)

@@ -23,6 +23,8 @@ enum stmt {
     ST_APPROVAL_SAVE,
     ST_APPROVAL_DELETE,
     ST_APPROVALS_LOAD,
+    ST_TIP_GET,
+    ST_TIP_SET,
     ST_COUNT_
 };
 
@@ -46,6 +48,13 @@ struct ob_store {
     unsigned long claims;
     unsigned long notes;
     char error[160]; /* the last failure, for ob_store_error */
+    /* the audit chain's tip in the open transaction (ob_store_tip) */
+    struct {
+        bool held;  /* read in this transaction */
+        bool dirty; /* advanced since: written before COMMIT */
+        int64_t last_id;
+        char hash[OB_STORE_TIP_HEX];
+    } tip;
     /* store_sync.c: the daemon's mode, durability off the loop */
     uv_loop_t *loop;
     int wal_fd; /* our own descriptor of the -wal file: fsync is per file */

@@ -82,4 +82,19 @@ int ob_store_begin(struct ob_store *s);
  * NULL on error (logged). For audit.c. */
 void *ob_store_stmt(struct ob_store *s, const char *sql);
 
+/* The audit chain's tip (the audit_head row), write-behind for audit.c:
+ * read once per transaction, advanced in memory by each append, and
+ * written once, just before COMMIT, in the same transaction as the records
+ * it covers (so they commit together or not at all). */
+#define OB_STORE_TIP_HEX 65 /* 64 hex digits + NUL */
+/* The tip as of the open transaction. for_write opens the transaction first
+ * (an append follows); otherwise the committed row is read when no tip is
+ * held. Returns 0, or OB_ESTORE (the row is missing: *last_id = -1, or
+ * SQLite failed; logged). */
+int ob_store_tip(struct ob_store *s, bool for_write, int64_t *last_id, char hash[OB_STORE_TIP_HEX]);
+/* Record last_id with hash was inserted in the open transaction. */
+void ob_store_tip_advance(struct ob_store *s, int64_t last_id, const char *hash);
+/* An append failed half-way: the next one reads the tip from the database. */
+void ob_store_tip_forget(struct ob_store *s);
+
 #endif

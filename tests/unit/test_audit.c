@@ -270,24 +270,41 @@ static void test_append_atomic(void **state)
     int64_t count = 0;
 
     (void)state;
-    /* The head update fails after the insert: the insert is undone, the
-     * rest of the batch (a claim) stays. */
-    exec(s, "CREATE TRIGGER no_head BEFORE UPDATE ON audit_head BEGIN "
-            "SELECT RAISE(ABORT, 'head frozen'); END;");
+    /* A failed insert undoes itself; the rest of the batch (a claim) stays
+     * and the chain goes on from the committed tip. */
+    exec(s, "CREATE TRIGGER no_insert BEFORE INSERT ON audit BEGIN "
+            "SELECT RAISE(ABORT, 'audit frozen'); END;");
     assert_int_equal(ob_store_claim(s, "c:1", T0), 0);
     assert_int_equal(ob_audit_append(s, &e, T0, NULL, NULL), OB_ESTORE);
-    assert_int_equal(db_int(s, "SELECT count(*) FROM audit"), 3);
+    exec(s, "DROP TRIGGER no_insert");
+    assert_int_equal(ob_audit_append(s, &e, T0, NULL, NULL), 0);
     assert_int_equal(ob_store_flush(s), 0);
     assert_int_equal(ob_store_claim(s, "c:1", T0), OB_EDUP);
-    exec(s, "DROP TRIGGER no_head");
-    assert_int_equal(ob_audit_append(s, &e, T0, NULL, NULL), 0);
     assert_int_equal(ob_audit_verify(s, &count, NULL, NULL, 0), 0);
     assert_int_equal(count, 4);
+
+    /* The head row is written once, at COMMIT, with the records it covers:
+     * when that write fails, nothing of the batch becomes durable. */
+    assert_int_equal(ob_store_flush(s), 0);
+    exec(s, "CREATE TRIGGER no_head BEFORE UPDATE ON audit_head BEGIN "
+            "SELECT RAISE(ABORT, 'head frozen'); END;");
+    assert_int_equal(ob_store_claim(s, "c:2", T0), 0);
+    assert_int_equal(ob_audit_append(s, &e, T0, NULL, NULL), 0);
+    assert_int_equal(ob_audit_append(s, &e, T0, NULL, NULL), 0);
+    assert_int_equal(ob_store_flush(s), OB_ESTORE);
+    assert_int_equal(db_int(s, "SELECT count(*) FROM audit"), 4);
+    exec(s, "DROP TRIGGER no_head");
+    assert_int_equal(ob_store_claim(s, "c:2", T0), 0);
+    assert_int_equal(ob_audit_append(s, &e, T0, NULL, NULL), 0);
+    assert_int_equal(ob_store_flush(s), 0);
+    assert_int_equal(db_int(s, "SELECT last_id FROM audit_head"), 5);
+    assert_int_equal(ob_audit_verify(s, &count, NULL, NULL, 0), 0);
+    assert_int_equal(count, 5);
 
     /* A corrupt head is refused rather than built upon. */
     exec(s, "UPDATE audit_head SET hash = 'zz'");
     assert_int_equal(ob_audit_append(s, &e, T0, NULL, NULL), OB_ESTORE);
-    assert_int_equal(db_int(s, "SELECT count(*) FROM audit"), 4);
+    assert_int_equal(db_int(s, "SELECT count(*) FROM audit"), 5);
     assert_int_equal(ob_audit_append(s, NULL, T0, NULL, NULL), OB_EINVAL);
     ob_store_close(s);
 }

@@ -94,7 +94,7 @@ static void test_open_migrate_reopen(void **state)
     ob_store_close(s);
 
     /* Schema version and WAL mode as seen from outside. */
-    assert_int_equal(other_conn_int(t.db, "PRAGMA user_version"), 1);
+    assert_int_equal(other_conn_int(t.db, "PRAGMA user_version"), 2);
     assert_int_equal(other_conn_int(t.db, "SELECT count(*) FROM events"), 1);
 
     s = NULL;
@@ -108,6 +108,43 @@ static void test_open_migrate_reopen(void **state)
     assert_string_equal(loaded[0].json, "{\"n\":1}");
     assert_int_equal(loaded[0].deadline_ms, 5000);
     ob_store_approvals_free(loaded, n);
+    ob_store_close(s);
+    tmp_clean(&t);
+}
+
+/* A version-1 database (events as a rowid table) keeps its claims when
+ * migrated to version 2 (events WITHOUT ROWID). */
+static void test_migrate_events_v2(void **state)
+{
+    struct tmp t;
+    struct ob_store *s = NULL;
+    sqlite3 *db;
+
+    (void)state;
+    tmp_make(&t);
+    assert_int_equal(ob_store_open(&s, t.db), 0);
+    ob_store_close(s);
+    assert_int_equal(sqlite3_open(t.db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TABLE events;"
+                                  "CREATE TABLE events (id TEXT PRIMARY KEY NOT NULL,"
+                                  "  ts INTEGER NOT NULL);"
+                                  "CREATE INDEX events_ts ON events(ts);"
+                                  "INSERT INTO events VALUES ('slack:Ev1', 1000);"
+                                  "PRAGMA user_version = 1;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    s = NULL;
+    assert_int_equal(ob_store_open(&s, t.db), 0);
+    ob_store_close(s);
+    assert_int_equal(other_conn_int(t.db, "PRAGMA user_version"), 2);
+    assert_int_equal(other_conn_int(t.db, "SELECT wr FROM pragma_table_list WHERE name = 'events'"),
+                     1);
+    s = NULL;
+    assert_int_equal(ob_store_open(&s, t.db), 0);
+    assert_int_equal(ob_store_claim(s, "slack:Ev1", 2000), OB_EDUP);
+    assert_int_equal(ob_store_claim(s, "slack:Ev2", 2000), 0);
     ob_store_close(s);
     tmp_clean(&t);
 }
@@ -430,11 +467,17 @@ static void test_close_while_syncing(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_open_migrate_reopen), cmocka_unit_test(test_claim_dup),
-        cmocka_unit_test(test_claim_prune),         cmocka_unit_test(test_batch_and_close_flushes),
-        cmocka_unit_test(test_rate_windows),        cmocka_unit_test(test_approvals),
-        cmocka_unit_test(test_open_errors),         cmocka_unit_test(test_stmt_cache),
-        cmocka_unit_test(test_async_sync),          cmocka_unit_test(test_close_while_syncing),
+        cmocka_unit_test(test_open_migrate_reopen),
+        cmocka_unit_test(test_migrate_events_v2),
+        cmocka_unit_test(test_claim_dup),
+        cmocka_unit_test(test_claim_prune),
+        cmocka_unit_test(test_batch_and_close_flushes),
+        cmocka_unit_test(test_rate_windows),
+        cmocka_unit_test(test_approvals),
+        cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_stmt_cache),
+        cmocka_unit_test(test_async_sync),
+        cmocka_unit_test(test_close_while_syncing),
     };
 
     ob_log_set_level(OB_LOG_WARN);
