@@ -13,7 +13,8 @@
  *
  * usage: opsbot-bench OPSBOT_BINARY SOURCE_ROOT OUT_DIR [quick]
  * writes OUT_DIR/results.json and OUT_DIR/RESULTS.md (the table, then
- * OUT_DIR/notes.md appended). */
+ * OUT_DIR/notes.md appended), and OUT_DIR/idle-mappings.txt: the idle RSS
+ * per mapped file, largest first. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -194,6 +195,75 @@ static struct mem mem_now(int pid)
     m.shared =
         proc_kb(pid, "smaps_rollup", "Shared_Clean") + proc_kb(pid, "smaps_rollup", "Shared_Dirty");
     return m;
+}
+
+/* Resident kB per mapped file (anonymous mappings as "[anon]"), largest
+ * first, written to OUT: where the idle RSS lives. */
+static void write_smaps_breakdown(int pid, const char *out)
+{
+    struct mapping {
+        char name[160];
+        long kb;
+    } m[128];
+    size_t n = 0;
+    char path[64], line[512], cur[160] = "[anon]";
+    FILE *f, *o;
+
+    snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+    f = fopen(path, "r");
+    if (!f)
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        char perms[8], name[400];
+        long kb;
+        int got;
+
+        if (sscanf(line, "Rss: %ld kB", &kb) == 1) {
+            size_t i;
+
+            for (i = 0; i < n && strcmp(m[i].name, cur); i++)
+                ;
+            if (i == n && n < sizeof(m) / sizeof(m[0])) {
+                snprintf(m[n].name, sizeof(m[n].name), "%s", cur);
+                m[n++].kb = 0;
+            }
+            if (i < n)
+                m[i].kb += kb;
+            continue;
+        }
+        /* "start-end perms offset dev inode [path]" */
+        name[0] = '\0';
+        got = sscanf(line, "%lx-%lx %7s %*s %*s %*s %399[^\n]", &lo, &hi, perms, name);
+        if (got < 3)
+            continue;
+        if (got == 4 && name[0] == '/')
+            snprintf(cur, sizeof(cur), "%s", strrchr(name, '/') + 1);
+        else if (got == 4 && name[0] == '[' && strcmp(name, "[heap]"))
+            snprintf(cur, sizeof(cur), "%s", name); /* [stack], [vdso]... */
+        else
+            snprintf(cur, sizeof(cur), "%s", got == 4 ? name : "[anon]");
+    }
+    fclose(f);
+    o = fopen(out, "w");
+    if (!o)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        size_t best = i;
+
+        for (size_t j = i + 1; j < n; j++)
+            if (m[j].kb > m[best].kb)
+                best = j;
+        if (best != i) {
+            struct mapping t = m[i];
+
+            m[i] = m[best];
+            m[best] = t;
+        }
+        if (m[i].kb)
+            fprintf(o, "%7ld kB  %s\n", m[i].kb, m[i].name);
+    }
+    fclose(o);
 }
 
 static void loadavg(char *out, size_t len)
@@ -857,6 +927,8 @@ int main(int argc, char **argv)
             B.t_hello ? (double)(B.t_hello - B.t_spawn) / 1e6 : -1.0);
     run_until(never, 1000000000LL);
     idle = mem_now(B.pid);
+    snprintf(cmd, sizeof(cmd), "%s/idle-mappings.txt", argv[3]);
+    write_smaps_breakdown(B.pid, cmd);
     for (size_t i = 0; i < nph && !B.exited; i++) {
         run_phase(&ph[i]);
         /* a phase that timed out drains before the next (not measured) */
