@@ -8,9 +8,14 @@
  * ob_lws_free does the first call and a small timer of ours waits for lws's
  * handles to leave the loop before doing the second.
  */
+#include <dirent.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "lws_int.h"
 #include "opsbot/err.h"
@@ -453,6 +458,72 @@ int ob__ws_callback(struct ob_lws *l, struct lws *wsi, enum lws_callback_reasons
     }
 }
 
+/* ---- the system's trust store ----------------------------------------------- */
+
+#define CLIENT_VHOST "opsbot-client"
+
+/* True when dir holds OpenSSL's hashed links ("5ad8a5d6.0"): certificates
+ * are then looked up there one at a time, when a chain needs them. */
+static bool hashed_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    bool found = false;
+
+    if (!d)
+        return false;
+    while (!found && (e = readdir(d))) {
+        const char *n = e->d_name;
+
+        found = strlen(n) >= 10 && strspn(n, "0123456789abcdef") == 8 && n[8] == '.' &&
+                n[9] >= '0' && n[9] <= '9';
+    }
+    closedir(d);
+    return found;
+}
+
+/* The same file, links resolved (false when either cannot be resolved). */
+static bool same_file(const char *a, const char *b)
+{
+    char ra[PATH_MAX], rb[PATH_MAX];
+
+    return realpath(a, ra) && realpath(b, rb) && !strcmp(ra, rb);
+}
+
+/* The client vhost's trust store, set up instead of OpenSSL's default
+ * paths: those parse the whole system bundle (~140 certificates, ~0.9 MB
+ * of heap kept for the process's life) when the vhost is created. The
+ * hashed directory gives the same trust, certificate by certificate on
+ * demand. SSL_CERT_FILE and SSL_CERT_DIR are honoured as OpenSSL does,
+ * except that an SSL_CERT_FILE naming the system bundle itself adds
+ * nothing to the system's hashed directory (update-ca-certificates writes
+ * both) and is not parsed. Without a hashed directory the default paths
+ * are used as before. */
+static void trust_os_store(SSL_CTX *ctx)
+{
+    const char *file = getenv(X509_get_default_cert_file_env());
+    const char *dir = getenv(X509_get_default_cert_dir_env());
+    bool hashed, ok = true;
+
+    if (!dir || !*dir)
+        dir = X509_get_default_cert_dir();
+    hashed = hashed_dir(dir);
+    if (file && (!*file || (hashed && same_file(file, X509_get_default_cert_file()) &&
+                            same_file(dir, X509_get_default_cert_dir()))))
+        file = NULL;
+    if (file)
+        ok = SSL_CTX_load_verify_locations(ctx, file, NULL) == 1;
+    if (ok && hashed)
+        ok = SSL_CTX_load_verify_locations(ctx, NULL, dir) == 1;
+    else if (ok && !file)
+        ok = SSL_CTX_set_default_verify_paths(ctx) == 1;
+    if (!ok)
+        ob_warn("lws",
+                "cannot load the system's trusted certificates (%s): TLS peers will "
+                "not verify",
+                file ? file : dir);
+}
+
 /* ---- the protocol ----------------------------------------------------------- */
 
 static int proto_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -461,6 +532,14 @@ static int proto_cb(struct lws *wsi, enum lws_callback_reasons reason, void *use
     struct lws_context *ctx = wsi ? lws_get_context(wsi) : NULL;
     struct ob_lws *l = ctx ? lws_context_user(ctx) : NULL;
 
+    if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS) {
+        /* lws passes a stand-in wsi bound to the vhost being created */
+        struct lws_vhost *vh = wsi ? lws_get_vhost(wsi) : NULL;
+
+        if (vh && !strcmp(lws_get_vhost_name(vh), CLIENT_VHOST))
+            trust_os_store(user);
+        return 0;
+    }
     if (!l || l->freeing)
         return 0;
     switch (reason) {
@@ -617,8 +696,9 @@ int ob_lws_new(struct ob_lws **out, uv_loop_t *loop)
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = ob__lws_protocols;
-    info.vhost_name = "opsbot-client";
-    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.vhost_name = CLIENT_VHOST;
+    /* the trust store comes from trust_os_store() */
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
     l->client_vh = lws_create_vhost(l->ctx, &info);
     if (!l->client_vh) {
         ob_error("lws", "cannot create the client vhost");

@@ -637,7 +637,8 @@ int ob_http_server_new(struct ob_lws *l, const struct ob_http_server_opts *opts,
             server_free(s);
             return OB_ENOMEM;
         }
-        info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        /* a server: no client trust store (src/lws.c, trust_os_store) */
+        info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
         info.ssl_cert_filepath = s->cert;
         info.ssl_private_key_filepath = s->key;
     }

@@ -88,7 +88,8 @@ static void teardown_soon(struct fx *f)
 
 static void maybe_done(struct fx *f)
 {
-    if (f->cli.closes && f->srv_side.closes)
+    /* a client that never opened has no server side to wait for */
+    if (f->cli.closes && (f->srv_side.closes || !f->cli.opens))
         teardown_soon(f);
 }
 
@@ -619,34 +620,101 @@ static void test_bad_args(void **state)
     assert_int_equal(f.cli.closes, 0);
 }
 
+static void remove_dir(const char *dir);
+
+/* A self-signed certificate and key in a new directory (dir: a mkdtemp
+ * template); openssl_args say what it is for. false when openssl failed
+ * (the directory is then gone). */
+static bool make_cert(char *dir, char *cert, char *key, size_t len, const char *openssl_args)
+{
+    char cmd[1024];
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(cert, len, "%s/cert.pem", dir);
+    snprintf(key, len, "%s/key.pem", dir);
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 1 %s -keyout %s -out %s "
+             ">/dev/null 2>&1",
+             openssl_args, key, cert);
+    if (system(cmd) == 0)
+        return true;
+    remove_dir(dir);
+    return false;
+}
+
+static void remove_dir(const char *dir)
+{
+    char cmd[300];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_wss(void **state)
 {
     struct fx f;
-    char dir[64] = "/tmp/ob-wss-XXXXXX", cert[128], key[128], cmd[512];
+    char dir[64] = "/tmp/ob-wss-XXXXXX", cert[128], key[128];
     struct ob_ws_opts o = {.insecure = true};
 
     (void)state;
-    assert_non_null(mkdtemp(dir));
-    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
-    snprintf(key, sizeof(key), "%s/key.pem", dir);
-    snprintf(cmd, sizeof(cmd),
-             "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
-             "-keyout %s -out %s >/dev/null 2>&1",
-             key, cert);
-    if (system(cmd) != 0) {
-        unlink(cert);
-        unlink(key);
-        rmdir(dir);
+    if (!make_cert(dir, cert, key, sizeof(cert), "-subj /CN=localhost"))
         skip();
-    }
     fx_init_tls(&f, SC_CLIENT_CLOSE, true, cert, key);
     connect_and_run(&f, &o);
-    unlink(cert);
-    unlink(key);
-    rmdir(dir);
+    remove_dir(dir);
     assert_int_equal(f.cli.opens, 1);
     assert_string_equal(f.query, "token=xyz&v=10");
     assert_closed(&f, 4001, NULL, NULL);
+}
+
+/* Without a CA file and with verification on, a server is trusted through
+ * the system's hashed certificate directory (here SSL_CERT_DIR pointing at
+ * one holding the server's self-signed certificate), and only then; or
+ * through the bundle SSL_CERT_FILE names. */
+static void test_wss_system_trust(void **state)
+{
+    struct fx f;
+    char dir[64] = "/tmp/ob-trust-XXXXXX", cert[128], key[128], cmd[512];
+    struct ob_ws_opts o = {0};
+    char *env_file, *env_dir;
+
+    (void)state;
+    if (!make_cert(dir, cert, key, sizeof(cert),
+                   "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1,DNS:localhost"))
+        skip();
+    env_file = getenv("SSL_CERT_FILE") ? strdup(getenv("SSL_CERT_FILE")) : NULL;
+    env_dir = getenv("SSL_CERT_DIR") ? strdup(getenv("SSL_CERT_DIR")) : NULL;
+    snprintf(cmd, sizeof(cmd),
+             "mkdir %s/certs && cp %s %s/certs/$(openssl x509 -hash -noout -in %s).0", dir, cert,
+             dir, cert);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "%s/certs", dir);
+    setenv("SSL_CERT_DIR", cmd, 1);
+
+    fx_init_tls(&f, SC_CLIENT_CLOSE, true, cert, key);
+    connect_and_run(&f, &o);
+    assert_int_equal(f.cli.opens, 1);
+    assert_closed(&f, 4001, NULL, NULL);
+
+    /* an empty directory: the same server is refused */
+    snprintf(cmd, sizeof(cmd), "rm -f %s/certs/*.0", dir);
+    assert_int_equal(system(cmd), 0);
+    fx_init_tls(&f, SC_ECHO, true, cert, key);
+    connect_and_run(&f, &o);
+    assert_int_equal(f.cli.opens, 0);
+    assert_int_equal(f.cli.closes, 1);
+    assert_int_equal(f.cli.code, 1006);
+
+    /* SSL_CERT_FILE names a bundle to trust, as for OpenSSL itself */
+    setenv("SSL_CERT_FILE", cert, 1);
+    fx_init_tls(&f, SC_CLIENT_CLOSE, true, cert, key);
+    connect_and_run(&f, &o);
+    assert_int_equal(f.cli.opens, 1);
+    env_file ? setenv("SSL_CERT_FILE", env_file, 1) : unsetenv("SSL_CERT_FILE");
+    env_dir ? setenv("SSL_CERT_DIR", env_dir, 1) : unsetenv("SSL_CERT_DIR");
+    free(env_file);
+    free(env_dir);
+    remove_dir(dir);
 }
 
 int main(void)
@@ -666,6 +734,7 @@ int main(void)
         cmocka_unit_test(test_many_closed_by_free),
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_wss),
+        cmocka_unit_test(test_wss_system_trust),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
