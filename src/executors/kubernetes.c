@@ -433,6 +433,20 @@ static void show_status(struct ob__job *j, const cJSON *dep)
 
 static void poll_now(struct ob__job *j);
 
+/* The deadline came before the rollout completed: the job times out and
+ * says where the rollout stood when last seen. */
+static void rollout_overdue(struct ob__job *j)
+{
+    struct kube *k = j->ctx;
+    char what[1200];
+
+    snprintf(what, sizeof(what),
+             "the rollout of %s is not complete%s%s. It goes on in the cluster; ask for its "
+             "status later.",
+             k->t.deployment, k->last[0] ? ": " : "", k->last);
+    ob__job_timeout(j, what);
+}
+
 static void on_poll(struct ob__job *j, const struct ob_http_resp *resp)
 {
     struct kube *k = j->ctx;
@@ -440,6 +454,11 @@ static void on_poll(struct ob__job *j, const struct ob_http_resp *resp)
     char line[512];
     enum rollout ro;
 
+    /* a status read cut short by the deadline: the rollout is overdue */
+    if (resp->err == OB_ETIMEOUT && ob__job_left(j) <= 0) {
+        rollout_overdue(j);
+        return;
+    }
     if (ob__job_transport_failed(j, resp, k->t.server))
         return;
     if (resp->status != 200) {
@@ -480,13 +499,7 @@ static void on_poll(struct ob__job *j, const struct ob_http_resp *resp)
     }
     cJSON_Delete(dep);
     if (ob__job_left(j) <= 0) {
-        char what[1200];
-
-        snprintf(what, sizeof(what),
-                 "the rollout of %s is not complete: %s. It goes on in the cluster; ask for its "
-                 "status later.",
-                 k->t.deployment, line);
-        ob__job_timeout(j, what);
+        rollout_overdue(j);
         return;
     }
     ob__job_after(j, k->poll_ms, poll_now);
@@ -497,13 +510,7 @@ static void poll_now(struct ob__job *j)
     struct kube *k = j->ctx;
 
     if (ob__job_left(j) <= 0) {
-        char what[1200];
-
-        snprintf(what, sizeof(what),
-                 "the rollout of %s is not complete%s%s. It goes on in the cluster; ask for its "
-                 "status later.",
-                 k->t.deployment, k->last[0] ? ": " : "", k->last);
-        ob__job_timeout(j, what);
+        rollout_overdue(j);
         return;
     }
     ob__job_request(j, "GET", k->dep_url, NULL, NULL, on_poll);
