@@ -8,7 +8,7 @@ CONFIG     ?= deploy/demo/opsbot.yaml
 # Debian packages needed to build and test (pkg-config name : package).
 DEB_PKGS = gcc pkg-config meson ninja-build libuv1-dev libcjson-dev libpcre2-dev \
            libsodium-dev libyaml-dev libsqlite3-dev libcmocka-dev sqlite3 clang-format \
-           util-linux libwebsockets-dev libcurl4-openssl-dev libssl-dev openssl prometheus \
+           util-linux libwebsockets-dev libssl-dev openssl prometheus \
            clang libclang-rt-14-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -1197,12 +1197,29 @@ static void parse_done(void *data, const struct ob_llm_result *lr)
     ob__maybe_idle(bot);
 }
 
+/* The core's HTTP client (LLM, executors, diagnose), on the bot's lws
+ * context (made here when no platform made it yet): one context per
+ * process. It is freed before the context (finish_shutdown, ob_bot_free). */
+int ob__bot_http(struct ob_bot *bot)
+{
+    int rc;
+
+    if (bot->http)
+        return 0;
+    if (!bot->lws) {
+        rc = ob_lws_new(&bot->lws, bot->loop);
+        if (rc)
+            return rc;
+    }
+    return ob_http_new_on(&bot->http, bot->lws);
+}
+
 static int ensure_llm(struct ob_bot *bot)
 {
     int rc = 0;
 
     if (!bot->http)
-        rc = ob_http_new(&bot->http, bot->loop);
+        rc = ob__bot_http(bot);
     if (!rc && !bot->llm)
         rc = ob_llm_new(&bot->llm, bot->loop, bot->http);
     if (rc)
@@ -1601,7 +1618,7 @@ static void exec_http(struct ob_bot *bot)
 
     for (size_t i = 0; cat && i < cat->n && !bot->http; i++) {
         if (ob_exec_binding_is_network(cat->actions[i].executor))
-            rc = ob_http_new(&bot->http, bot->loop);
+            rc = ob__bot_http(bot);
     }
     if (rc)
         ob_error("exec", "cannot start the HTTP client: %s", ob_strerror(rc));
@@ -1706,7 +1723,7 @@ static int create_platforms(struct ob_bot *bot)
             }
         }
         if (pf->needs_http && !bot->http) {
-            rc = ob_http_new(&bot->http, bot->loop);
+            rc = ob__bot_http(bot);
             if (rc) {
                 ob_error("pipeline", "cannot start the HTTP client: %s", ob_strerror(rc));
                 return rc;
@@ -1910,17 +1927,30 @@ void ob_bot_shutdown(struct ob_bot *bot)
     uv_timer_start(&bot->grace_timer, grace_cb, (uint64_t)bot->bundle->shutdown_grace_ms, 0);
 }
 
-/* Frees the adapters, then the lws context. Not from inside a transport
- * callback: release_cb runs it from the bot's own timer. */
-static void release_transport(struct ob_bot *bot)
+/* The adapters (each frees its HTTP client on the shared context). */
+static void release_adapters(struct ob_bot *bot)
 {
     for (size_t i = 0; i < bot->nadapters; i++)
         bot->adapters[i]->ops->free(bot->adapters[i]);
     bot->nadapters = 0;
+}
+
+/* The lws context, once nothing on it is left (adapters, bot->http). */
+static void release_lws(struct ob_bot *bot)
+{
     if (bot->lws) {
         ob_lws_free(bot->lws); /* the loop runs on until lws has closed */
         bot->lws = NULL;
     }
+}
+
+/* Frees the adapters, then the lws context (bot->http went before, in
+ * finish_shutdown). Not from inside a transport callback: release_cb runs
+ * it from the bot's own timer. */
+static void release_transport(struct ob_bot *bot)
+{
+    release_adapters(bot);
+    release_lws(bot);
 }
 
 /* Every uv handle embedded in the bot closes through here: uv_close needs
@@ -2011,7 +2041,7 @@ void ob_bot_free(struct ob_bot *bot)
 {
     if (!bot)
         return;
-    release_transport(bot); /* when the loop was never run to the end */
+    release_adapters(bot); /* when the loop was never run to the end */
     /* Posts the adapters dropped unanswered as they were freed: their
      * callbacks hear so (requests waiting for them are freed there). */
     while (bot->post_list) {
@@ -2036,6 +2066,7 @@ void ob_bot_free(struct ob_bot *bot)
         ob_http_free(bot->http);
         bot->http = NULL;
     }
+    release_lws(bot); /* after everything that used it */
     forget_syncing(bot);
     while (bot->requests) {
         struct ob_request *r = bot->requests;

@@ -167,6 +167,8 @@ void ob__decide(struct ob_request *req);
 /* The state store failed (err, during what): requests are refused from
  * now on until a probe write succeeds; bot->store_why says why. */
 void ob__store_failed(struct ob_bot *bot, int err, const char *what);
+/* Makes bot->http if needed, on bot->lws (made too if needed). */
+int ob__bot_http(struct ob_bot *bot);
 /* While the store is failing: probes it and, still failing, refuses ev
  * (one line to addressed messages). True when ev must go no further. */
 bool ob__store_refuses(struct ob_bot *bot, struct ob_adapter *ad, const struct ob_event *ev);

@@ -389,7 +389,7 @@ static bool llm_start(struct dx_run *r)
 
     if (!set->narrative || !c)
         return false;
-    if (!bot->http && ob_http_new(&bot->http, bot->loop)) {
+    if (ob__bot_http(bot)) {
         ob_warn("diagnose", "cannot start the HTTP client: no narrative");
         return false;
     }

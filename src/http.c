@@ -1,20 +1,32 @@
-/* HTTP client: libcurl's multi interface driven by the libuv loop.
+/* HTTP client on libwebsockets' client HTTP support, on the lws context
+ * (and so the libuv loop) of the process.
  *
- * curl tells us which sockets to watch (socket callback -> one uv_poll_t
- * per socket) and when it next wants to be called (timer callback -> one
- * uv_timer_t). Readiness and timer expiry go back to curl through
- * curl_multi_socket_action(); finished transfers are collected with
- * curl_multi_info_read(), removed from the multi handle, and only then
- * reported to their callback.
+ * Plain requests use the context's client vhost; one more lws client vhost
+ * per (proxy, CA, client certificate) combination is created on first use.
+ * A request is one client wsi whose opaque user data is its ob_http_call
+ * (kind OB__KIND_HTTPC); src/lws.c routes those wsis' events here. A
+ * complete response is delivered as soon as lws reports it (as libcurl
+ * did); everything else from the call's own uv timer, which also enforces
+ * the whole-request timeout. Never from inside ob_http_request. Host names
+ * are resolved off the loop (http_dns.h).
+ *
+ * No connection reuse: every request has a connection of its own, closed
+ * when it completes. lws 4.1's h1 client pipelining (LCCSCF_PIPELINE) only
+ * finds an idle connection when Host carries no port, queues concurrent
+ * requests behind each other, and on the libuv event lib leaves one orphaned
+ * uv_poll_t in the loop per handed-over connection (measured: 5 leftover
+ * poll handles after 6 sequential requests); see docs/TRANSPORT.md.
  *
  * Request headers and bodies carry tokens: they are never logged.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include <curl/curl.h>
-
+#include "http_dns.h"
+#include "http_proxy.h"
+#include "lws_int.h"
 #include "opsbot/err.h"
 #include "opsbot/http.h"
 #include "opsbot/log.h"
@@ -24,254 +36,506 @@
 #define DEFAULT_MAX_RESPONSE (4u * 1024 * 1024)
 #define MAX_HEADER_BYTES (64u * 1024)
 #define MAX_METHOD_LEN 16
+#define MAX_HOST 256
+#define MAX_PATH 8192
+#define BODY_CHUNK 4096
+#define RX_CHUNK 4096
+#define TICK_MS 10000u   /* keeps lws's own response timeout away from ours */
+#define LWS_WAIT_SECS 30 /* what each tick sets it to */
 
-struct http_sock {
-    uv_poll_t poll;
-    struct ob_http *h;
-    curl_socket_t fd;
-    struct http_sock *prev, *next;
-    bool closing;
+/* Response headers lws does not know by name: looked up explicitly. */
+static const char *const custom_names[] = {
+    "retry-after-ms",
+    "x-should-retry",
+    "x-request-id",
+    "request-id",
+    "x-slack-req-id",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "x-ratelimit-reset-after",
+    "x-ratelimit-bucket",
+    "x-ratelimit-global",
+    "x-ratelimit-scope",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+    "anthropic-ratelimit-requests-remaining",
+    "anthropic-ratelimit-requests-reset",
+    "anthropic-ratelimit-tokens-remaining",
+    "anthropic-ratelimit-tokens-reset",
+    "ms-cv",
+    "x-ms-request-id",
+    NULL,
 };
 
-#define HTTP_POOL 16
+/* A client vhost: one per TLS configuration and proxy. */
+struct httpc_vh {
+    struct httpc_vh *next;
+    struct lws_vhost *vh;
+    char *proxy, *ca, *cert, *key; /* NULL: none */
+    char name[32];                 /* lws keeps the pointer */
+};
 
 struct ob_http {
     uv_loop_t *loop;
-    CURLM *multi;
-    uv_timer_t timer;
-    struct ob_http_call *calls; /* in flight */
-    struct http_sock *socks;    /* watched sockets */
+    struct ob_lws *lws;
+    bool own_lws;
+    bool lws_env_proxy; /* $http_proxy was set: lws proxies its vhosts */
+    bool freeing;
+    struct ob__proxy_env proxy;
+    struct httpc_vh *vhosts;
+    struct ob__dns_cache dns;
+    struct ob_http_call *calls; /* started, callback not yet run */
     size_t active;
-    int depth;         /* > 0 while curl or a callback runs below us */
-    bool freeing;      /* ob_http_free was called */
-    bool free_pending; /* ob_http_free was called at depth > 0 */
-    int open_handles;  /* uv handles not yet closed (timer + polls) */
-    /* Finished easy handles, reset and kept for reuse: a new one per
-     * request was most of the client's allocations in the profile. */
-    CURL *pool[HTTP_POOL];
-    size_t npool;
+    size_t nalloc;    /* open uv handles (calls' timers, later): h goes with the last */
+    int depth;        /* > 0 while a callback runs from inside lws */
+    bool in_request;  /* inside ob_http_request: results wait for the loop */
+    bool release_due; /* ob_http_free was called at depth > 0 */
+    uv_timer_t later; /* finishes such an ob_http_free */
+};
+
+enum call_state { ST_RUNNING, ST_DONE, ST_CANCELLED };
+
+/* A name being resolved; outlives its call if need be (c = NULL then). */
+struct resolve {
+    uv_getaddrinfo_t req;
+    struct ob_http_call *c;
 };
 
 struct ob_http_call {
+    enum ob__lws_kind kind; /* first member: OB__KIND_HTTPC */
     struct ob_http *h;
-    CURL *easy;
-    struct curl_slist *headers;
+    struct lws *wsi;
+    struct resolve *res; /* while the host name is being resolved */
+    struct lws_vhost *vh;
+    char method[MAX_METHOD_LEN + 1];
+    char *path; /* "/..." with the query */
+    bool tls, insecure;
+    char host[MAX_HOST]; /* the URL's host, without brackets */
+    char hosthdr[MAX_HOST + 8];
+    int port;
     ob_http_cb cb;
     void *data;
     struct ob_http_call *prev, *next;
-    /* response body, capped at max */
+    uv_timer_t timer;  /* deadline + ticks, then the delivery */
+    uint64_t deadline; /* uv_now() ms */
+    enum call_state state;
+    bool head, established, sent, delivering, linked;
+    /* request */
+    char *hdrs; /* "Name: value\r\n"..., ready to append */
+    size_t hdrs_len;
+    char *req_body;
+    size_t req_len, req_off;
+    bool has_body;
+    /* response */
+    long status;
+    int err;
+    char errmsg[256];
     char *body;
     size_t body_len, body_cap, max;
     bool truncated;
-    bool oom;
-    /* response headers of the last response: "name\0value\0" pairs */
-    char *hdr;
+    char *hdr; /* "name\0value\0" pairs */
     size_t hdr_len, hdr_cap;
     uint64_t start_ns;
-    bool delivering;
-    char errbuf[CURL_ERROR_SIZE];
 };
 
-static void check_multi_info(struct ob_http *h);
-static void http_release(struct ob_http *h);
+struct url {
+    bool tls;
+    char host[MAX_HOST]; /* without brackets */
+    char hosthdr[MAX_HOST + 8];
+    int port;
+    const char *path; /* into the URL: "/..." or "?..." or "" */
+    size_t path_len;
+};
 
-static bool curl_ready;
+static void call_timer_cb(uv_timer_t *t);
 
-static int global_init(void)
+/* ---- URLs ------------------------------------------------------------- */
+
+static int parse_url(const char *u, struct url *out)
 {
-    CURLcode cc;
+    const char *a, *end, *hs, *he, *colon = NULL;
+    size_t n;
 
-    if (curl_ready)
-        return 0;
-    cc = curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (cc != CURLE_OK) {
-        ob_error("http", "curl_global_init: %s", curl_easy_strerror(cc));
-        return OB_EHTTP;
+    memset(out, 0, sizeof(*out));
+    for (const char *p = u; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+            return OB_EINVAL; /* nothing that could split the request line */
+    if (strncasecmp(u, "http://", 7) == 0) {
+        a = u + 7;
+    } else if (strncasecmp(u, "https://", 8) == 0) {
+        a = u + 8;
+        out->tls = true;
+    } else {
+        return OB_EINVAL;
     }
-    curl_ready = true;
+    end = a + strcspn(a, "/?#");
+    if (memchr(a, '@', (size_t)(end - a)))
+        return OB_EINVAL; /* no credentials in URLs */
+    if (*a == '[') {
+        hs = a + 1;
+        he = memchr(hs, ']', (size_t)(end - hs));
+        if (!he)
+            return OB_EINVAL;
+        if (he + 1 < end) {
+            if (he[1] != ':')
+                return OB_EINVAL;
+            colon = he + 1;
+        }
+    } else {
+        hs = a;
+        colon = memchr(a, ':', (size_t)(end - a));
+        he = colon ? colon : end;
+    }
+    n = (size_t)(he - hs);
+    if (!n || n >= sizeof(out->host))
+        return OB_EINVAL;
+    memcpy(out->host, hs, n);
+    out->host[n] = '\0';
+    out->port = out->tls ? 443 : 80;
+    if (colon && colon + 1 < end) {
+        char *pe;
+        long p = strtol(colon + 1, &pe, 10);
+
+        if (pe != end || p <= 0 || p > 65535)
+            return OB_EINVAL;
+        out->port = (int)p;
+    }
+    if (out->port == (out->tls ? 443 : 80))
+        snprintf(out->hosthdr, sizeof(out->hosthdr), "%.*s", (int)(he - a + (*a == '[')), a);
+    else
+        snprintf(out->hosthdr, sizeof(out->hosthdr), "%.*s", (int)(end - a), a);
+    out->path = end;
+    out->path_len = strcspn(end, "#");
     return 0;
 }
 
-/* ---- handle bookkeeping ---------------------------------------------- */
+/* ---- vhosts and endpoints -------------------------------------------- */
 
-static void handle_closed(struct ob_http *h)
+static bool same(const char *a, const char *b)
 {
-    if (--h->open_handles == 0 && h->freeing)
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static void vh_free(struct httpc_vh *v)
+{
+    free(v->proxy);
+    free(v->ca);
+    free(v->cert);
+    free(v->key);
+    free(v);
+}
+
+static char *dup_opt(const char *s, bool *oom)
+{
+    char *d;
+
+    if (!s)
+        return NULL;
+    d = strdup(s);
+    if (!d)
+        *oom = true;
+    return d;
+}
+
+static int vh_create(struct ob_http *h, struct httpc_vh *v)
+{
+    static unsigned serial;
+    struct lws_context_creation_info info;
+
+    memset(&info, 0, sizeof(info));
+    /* Without a CA file the system's trust store is set up by src/lws.c
+     * (OB__VHOST_OS_TRUST names: the hashed directory, not the bundle);
+     * with one, only that CA is trusted, as CURLOPT_CAINFO did. */
+    snprintf(v->name, sizeof(v->name), "%s%u", v->ca ? "opsbot-httpc-" : OB__VHOST_OS_TRUST,
+             ++serial);
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = ob__lws_protocols;
+    info.vhost_name = v->name;
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
+    info.client_ssl_ca_filepath = v->ca;
+    info.client_ssl_cert_filepath = v->cert;
+    info.client_ssl_private_key_filepath = v->key;
+    v->vh = lws_create_vhost(h->lws->ctx, &info);
+    if (!v->vh) {
+        ob_error("http", "cannot create a client vhost (TLS files?)");
+        return OB_EHTTP;
+    }
+    /* lws reads $http_proxy itself when it creates a vhost, for every
+     * scheme and without no_proxy: set the proxy we chose, or none
+     * (port 0 turns its proxying off). */
+    if (lws_set_proxy(v->vh, v->proxy ? v->proxy : ":0") != 0) {
+        char shown[128];
+
+        ob__proxy_display(v->proxy ? v->proxy : "", shown, sizeof(shown));
+        ob_error("http", "cannot use the proxy %s", shown);
+        return OB_EHTTP;
+    }
+    return 0;
+}
+
+static struct lws_vhost *vh_get(struct ob_http *h, const struct ob_http_req *tls_req,
+                                const char *proxy, int *rc)
+{
+    static const struct ob_http_req plain = {0};
+    const struct ob_http_req *req = tls_req ? tls_req : &plain;
+    struct httpc_vh *v;
+    bool oom = false;
+
+    /* The plain case shares the context's websocket client vhost (one
+     * client SSL_CTX per context) unless lws gave that one $http_proxy. */
+    if (!proxy && !req->ca_file && !req->cert_file && !req->key_file && !h->lws_env_proxy)
+        return h->lws->client_vh;
+    for (v = h->vhosts; v; v = v->next)
+        if (same(v->proxy, proxy) && same(v->ca, req->ca_file) && same(v->cert, req->cert_file) &&
+            same(v->key, req->key_file))
+            return v->vh;
+    v = calloc(1, sizeof(*v));
+    if (!v) {
+        *rc = OB_ENOMEM;
+        return NULL;
+    }
+    v->proxy = dup_opt(proxy, &oom);
+    v->ca = dup_opt(req->ca_file, &oom);
+    v->cert = dup_opt(req->cert_file, &oom);
+    v->key = dup_opt(req->key_file, &oom);
+    *rc = oom ? OB_ENOMEM : vh_create(h, v);
+    if (*rc) {
+        if (v->vh)
+            lws_vhost_destroy(v->vh);
+        vh_free(v);
+        return NULL;
+    }
+    if (proxy) {
+        char shown[128];
+
+        ob__proxy_display(proxy, shown, sizeof(shown));
+        ob_info("http", "using the proxy %s from the environment", shown);
+    }
+    v->next = h->vhosts;
+    h->vhosts = v;
+    return v->vh;
+}
+
+/* ---- call lifecycle --------------------------------------------------- */
+
+static void call_free_cb(uv_handle_t *handle)
+{
+    struct ob_http_call *c = handle->data;
+    struct ob_http *h = c->h;
+
+    free(c->hdrs);
+    free(c->req_body);
+    free(c->path);
+    free(c->body);
+    free(c->hdr);
+    free(c);
+    if (--h->nalloc == 0 && h->freeing)
         free(h);
 }
 
-static void timer_close_cb(uv_handle_t *handle)
+static void later_closed(uv_handle_t *handle)
 {
-    handle_closed(handle->data);
+    struct ob_http *h = handle->data;
+
+    if (--h->nalloc == 0 && h->freeing)
+        free(h);
 }
 
-static void sock_close_cb(uv_handle_t *handle)
+static void call_unlink(struct ob_http_call *c)
 {
-    struct http_sock *s = handle->data;
-    struct ob_http *h = s->h;
+    struct ob_http *h = c->h;
 
-    free(s);
-    handle_closed(h);
-}
-
-static void sock_close(struct http_sock *s)
-{
-    struct ob_http *h = s->h;
-
-    if (s->closing)
+    if (!c->linked)
         return;
-    s->closing = true;
-    if (s->prev)
-        s->prev->next = s->next;
+    c->linked = false;
+    if (c->prev)
+        c->prev->next = c->next;
     else
-        h->socks = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    uv_close((uv_handle_t *)&s->poll, sock_close_cb);
+        h->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    h->active--;
 }
 
-/* ---- libuv -> curl ---------------------------------------------------- */
-
-/* Called after every curl_multi_socket_action from an event of ours. */
-static void after_action(struct ob_http *h)
+/* Forgets the wsi (and any name lookup): lws's later events for it find
+ * nothing. */
+static void call_detach(struct ob_http_call *c)
 {
-    check_multi_info(h);
-    if (h->depth == 0 && h->free_pending) {
-        h->free_pending = false;
-        http_release(h);
+    if (c->res) {
+        c->res->c = NULL;
+        uv_cancel((uv_req_t *)&c->res->req);
+        c->res = NULL;
+    }
+    if (c->wsi) {
+        lws_set_opaque_user_data(c->wsi, NULL);
+        c->wsi = NULL;
     }
 }
 
-static void poll_cb(uv_poll_t *handle, int status, int events)
+/* Closes the connection at once; from the loop only (never inside lws). */
+static void call_kill(struct ob_http_call *c)
 {
-    struct http_sock *s = handle->data;
-    struct ob_http *h = s->h;
-    int flags = 0, running = 0;
+    struct lws *wsi = c->wsi;
 
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    if (events & UV_READABLE)
-        flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-        flags |= CURL_CSELECT_OUT;
+    call_detach(c);
+    if (wsi)
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+}
+
+static void call_deliver(struct ob_http_call *c);
+
+/* The result is known: delivered from the loop. */
+static void call_finish(struct ob_http_call *c, int err, const char *msg)
+{
+    if (c->state != ST_RUNNING)
+        return;
+    c->state = ST_DONE;
+    c->err = err;
+    if (msg)
+        ob_strlcpy(c->errmsg, msg, sizeof(c->errmsg));
+    call_detach(c);
+    uv_timer_start(&c->timer, call_timer_cb, 0, 0);
+}
+
+/* A response is complete: delivered right away (as soon as libcurl did, so
+ * before other events read in the same loop turn), unless inside
+ * ob_http_request. */
+static void call_done_now(struct ob_http_call *c)
+{
+    struct ob_http *h = c->h;
+
+    if (c->state != ST_RUNNING)
+        return;
+    if (h->in_request) {
+        call_finish(c, 0, NULL);
+        return;
+    }
+    c->state = ST_DONE;
+    call_detach(c);
+    uv_timer_stop(&c->timer);
     h->depth++;
-    curl_multi_socket_action(h->multi, s->fd, flags, &running);
+    call_deliver(c);
     h->depth--;
-    after_action(h);
 }
 
-static void timer_cb(uv_timer_t *timer)
+static void call_deliver(struct ob_http_call *c)
 {
-    struct ob_http *h = timer->data;
-    int running = 0;
+    struct ob_http_resp resp = {0};
 
-    h->depth++;
-    curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    h->depth--;
-    after_action(h);
+    call_unlink(c);
+    resp.status = c->status;
+    resp.duration_ms = (int64_t)((uv_hrtime() - c->start_ns) / 1000000u);
+    resp.err = c->err;
+    if (!resp.err && c->truncated)
+        resp.err = OB_E2BIG;
+    if (resp.err == OB_ETIMEOUT || resp.err == OB_EHTTP)
+        ob_strlcpy(resp.errmsg, c->errmsg[0] ? c->errmsg : "request failed", sizeof(resp.errmsg));
+    resp.body = c->body ? c->body : (char *)"";
+    resp.body_len = c->body_len;
+    resp.priv_ = c;
+    c->delivering = true;
+    c->cb(c->data, &resp);
+    uv_close((uv_handle_t *)&c->timer, call_free_cb);
 }
 
-/* ---- curl -> libuv ---------------------------------------------------- */
-
-static int socket_fn(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+static void arm_tick(struct ob_http_call *c)
 {
-    struct ob_http *h = userp;
-    struct http_sock *s = socketp;
-    int events = 0;
+    uint64_t now = uv_now(c->h->loop), wait;
 
-    (void)easy;
-    if (what == CURL_POLL_REMOVE) {
-        if (s) {
-            curl_multi_assign(h->multi, fd, NULL);
-            uv_poll_stop(&s->poll);
-            sock_close(s);
+    wait = c->deadline > now ? c->deadline - now : 0;
+    if (wait > TICK_MS)
+        wait = TICK_MS;
+    uv_timer_start(&c->timer, call_timer_cb, wait, 0);
+}
+
+static void call_timer_cb(uv_timer_t *t)
+{
+    struct ob_http_call *c = t->data;
+
+    if (c->state == ST_RUNNING) {
+        if (uv_now(c->h->loop) < c->deadline) {
+            /* lws has its own (shorter) wait for the response */
+            if (c->wsi && c->sent && !c->established)
+                lws_set_timeout(c->wsi, PENDING_TIMEOUT_AWAITING_SERVER_RESPONSE, LWS_WAIT_SECS);
+            arm_tick(c);
+            return;
         }
-        return 0;
+        call_kill(c);
+        c->state = ST_DONE;
+        c->err = OB_ETIMEOUT;
+        snprintf(c->errmsg, sizeof(c->errmsg), "request timed out after %llu ms",
+                 (unsigned long long)((uv_hrtime() - c->start_ns) / 1000000u));
     }
-    if (h->freeing)
-        return 0;
-    if (!s) {
-        s = calloc(1, sizeof(*s));
-        if (!s)
-            return -1;
-        if (uv_poll_init_socket(h->loop, &s->poll, fd) != 0) {
-            free(s);
-            return -1;
-        }
-        s->h = h;
-        s->fd = fd;
-        s->poll.data = s;
-        s->next = h->socks;
-        if (h->socks)
-            h->socks->prev = s;
-        h->socks = s;
-        h->open_handles++;
-        curl_multi_assign(h->multi, fd, s);
+    if (c->state == ST_CANCELLED) {
+        call_kill(c);
+        uv_close((uv_handle_t *)&c->timer, call_free_cb);
+        return;
     }
-    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-        events |= UV_READABLE;
-    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-        events |= UV_WRITABLE;
-    if (events)
-        uv_poll_start(&s->poll, events, poll_cb);
-    else
-        uv_poll_stop(&s->poll);
+    call_deliver(c);
+}
+
+/* ---- lws events -------------------------------------------------------- */
+
+static int append_headers(struct ob_http_call *c, struct lws *wsi, char **p, size_t room)
+{
+    if (room < c->hdrs_len + 1) {
+        call_finish(c, OB_EHTTP, "request headers too large");
+        return -1;
+    }
+    memcpy(*p, c->hdrs, c->hdrs_len);
+    *p += c->hdrs_len;
+    if (c->req_len) {
+        lws_client_http_body_pending(wsi, 1);
+        lws_callback_on_writable(wsi);
+    } else {
+        c->sent = true;
+    }
     return 0;
 }
 
-static int timer_fn(CURLM *multi, long timeout_ms, void *userp)
+static int write_body(struct ob_http_call *c, struct lws *wsi)
 {
-    struct ob_http *h = userp;
+    unsigned char buf[LWS_PRE + BODY_CHUNK];
+    size_t n = c->req_len - c->req_off;
 
-    (void)multi;
-    if (h->freeing)
+    if (n > BODY_CHUNK)
+        n = BODY_CHUNK;
+    memcpy(buf + LWS_PRE, c->req_body + c->req_off, n);
+    if (lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_HTTP) < 0) {
+        call_finish(c, OB_EHTTP, "cannot send the request body");
+        return -1;
+    }
+    c->req_off += n;
+    if (c->req_off < c->req_len) {
+        lws_callback_on_writable(wsi);
         return 0;
-    if (timeout_ms < 0)
-        uv_timer_stop(&h->timer);
-    else
-        uv_timer_start(&h->timer, timer_cb, (uint64_t)timeout_ms, 0);
+    }
+    lws_client_http_body_pending(wsi, 0);
+    c->sent = true;
     return 0;
 }
 
-/* ---- per-transfer callbacks ------------------------------------------- */
-
-static size_t write_fn(char *ptr, size_t size, size_t nmemb, void *userdata)
+/* Appends "name\0value\0"; past the cap further headers are dropped. */
+static void hdr_add(struct ob_http_call *c, const char *name, size_t nlen, const char *val,
+                    size_t vlen)
 {
-    struct ob_http_call *c = userdata;
-    size_t n = size * nmemb, take = n;
+    size_t need;
 
-    if (c->body_len + take > c->max) {
-        take = c->max - c->body_len;
-        c->truncated = true;
+    while (vlen && (*val == ' ' || *val == '\t')) {
+        val++;
+        vlen--;
     }
-    if (c->body_len + take + 1 > c->body_cap) {
-        size_t cap = c->body_cap ? c->body_cap : 4096;
-        char *nb;
-
-        while (cap < c->body_len + take + 1)
-            cap *= 2;
-        if (cap > c->max + 1)
-            cap = c->max + 1;
-        nb = realloc(c->body, cap);
-        if (!nb) {
-            c->oom = true;
-            return 0;
-        }
-        c->body = nb;
-        c->body_cap = cap;
-    }
-    memcpy(c->body + c->body_len, ptr, take);
-    c->body_len += take;
-    c->body[c->body_len] = '\0';
-    return take; /* short when truncated: curl stops the transfer */
-}
-
-/* Appends "name\0value\0" (both or nothing). */
-static void hdr_append(struct ob_http_call *c, const char *name, size_t nlen, const char *val,
-                       size_t vlen)
-{
-    size_t need = c->hdr_len + nlen + vlen + 2;
-
+    while (vlen && (val[vlen - 1] == ' ' || val[vlen - 1] == '\t'))
+        vlen--;
+    need = c->hdr_len + nlen + vlen + 2;
+    if (need > MAX_HEADER_BYTES)
+        return;
     if (need > c->hdr_cap) {
         size_t cap = c->hdr_cap ? c->hdr_cap : 1024;
         char *nb;
@@ -292,123 +556,182 @@ static void hdr_append(struct ob_http_call *c, const char *name, size_t nlen, co
     c->hdr[c->hdr_len++] = '\0';
 }
 
-static size_t header_fn(char *line, size_t size, size_t nitems, void *userdata)
+/* The last occurrence of a header lws knows by index. */
+static void capture_token(struct ob_http_call *c, struct lws *wsi, enum lws_token_indexes t,
+                          const char *name, char *buf, int cap)
 {
-    struct ob_http_call *c = userdata;
-    size_t n = size * nitems, name_len, vstart, vend;
-    const char *colon;
+    int frag = 0, last = -1, n;
 
-    if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
-        c->hdr_len = 0; /* a new response (after 100 Continue): keep only the last */
-        return n;
-    }
-    colon = memchr(line, ':', n);
-    if (!colon)
-        return n; /* the blank line or an obs-fold line */
-    name_len = (size_t)(colon - line);
-    vstart = name_len + 1;
-    vend = n;
-    while (vend > vstart && (line[vend - 1] == '\r' || line[vend - 1] == '\n' ||
-                             line[vend - 1] == ' ' || line[vend - 1] == '\t'))
-        vend--;
-    while (vstart < vend && (line[vstart] == ' ' || line[vstart] == '\t'))
-        vstart++;
-    if (name_len == 0 || c->hdr_len + n + 2 > MAX_HEADER_BYTES)
-        return n; /* capped: further headers are ignored */
-    if (memchr(line, '\0', n))
-        return n;
-    hdr_append(c, line, name_len, line + vstart, vend - vstart);
-    return n;
-}
-
-/* ---- calls -------------------------------------------------------------- */
-
-static void call_unlink(struct ob_http_call *c)
-{
-    struct ob_http *h = c->h;
-
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        h->calls = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-    h->active--;
-}
-
-static void call_free(struct ob_http_call *c)
-{
-    if (!c)
+    while (lws_hdr_fragment_length(wsi, t, frag) > 0 && frag < 64)
+        last = frag++;
+    if (last < 0)
         return;
-    if (c->easy) {
-        struct ob_http *h = c->h;
+    n = lws_hdr_copy_fragment(wsi, buf, cap, t, last);
+    if (n >= 0)
+        hdr_add(c, name, strlen(name) - 1, buf, (size_t)n);
+}
 
-        if (h && !h->freeing && h->npool < HTTP_POOL) {
-            curl_easy_reset(c->easy);
-            h->pool[h->npool++] = c->easy;
-        } else {
-            curl_easy_cleanup(c->easy);
+static void capture_headers(struct ob_http_call *c, struct lws *wsi)
+{
+    char buf[4096];
+
+    for (int t = 0; t < (int)WSI_TOKEN_COUNT; t++) {
+        const char *name = (const char *)lws_token_to_string((enum lws_token_indexes)t);
+        size_t nl = name ? strlen(name) : 0;
+
+        /* header tokens end in ':' ("get " and pseudo-headers do not) */
+        if (nl < 2 || name[nl - 1] != ':' || name[0] == ':')
+            continue;
+        capture_token(c, wsi, (enum lws_token_indexes)t, name, buf, sizeof(buf));
+    }
+    for (const char *const *p = custom_names; *p; p++) {
+        char key[64];
+        int kl = snprintf(key, sizeof(key), "%s:", *p), n;
+
+        if (lws_hdr_custom_length(wsi, key, kl) < 0)
+            continue;
+        n = lws_hdr_custom_copy(wsi, buf, sizeof(buf), key, kl);
+        if (n >= 0)
+            hdr_add(c, *p, strlen(*p), buf, (size_t)n);
+    }
+}
+
+static int established(struct ob_http_call *c, struct lws *wsi)
+{
+    c->established = true;
+    c->status = (long)lws_http_client_http_response(wsi);
+    capture_headers(c, wsi);
+    if (c->head) {
+        call_finish(c, 0, NULL);
+        return -1; /* no body follows; the connection is not reused */
+    }
+    return 0;
+}
+
+static int body_append(struct ob_http_call *c, const char *in, size_t n)
+{
+    size_t take = n;
+
+    if (c->body_len + take > c->max) {
+        take = c->max - c->body_len;
+        c->truncated = true;
+    }
+    if (c->body_len + take + 1 > c->body_cap) {
+        size_t cap = c->body_cap ? c->body_cap : 4096;
+        char *nb;
+
+        while (cap < c->body_len + take + 1)
+            cap *= 2;
+        if (cap > c->max + 1)
+            cap = c->max + 1;
+        nb = realloc(c->body, cap);
+        if (!nb) {
+            call_finish(c, OB_ENOMEM, NULL);
+            return -1;
+        }
+        c->body = nb;
+        c->body_cap = cap;
+    }
+    if (take)
+        memcpy(c->body + c->body_len, in, take);
+    c->body_len += take;
+    c->body[c->body_len] = '\0';
+    if (c->truncated) {
+        call_done_now(c); /* OB_E2BIG; the rest is not read */
+        return -1;
+    }
+    return 0;
+}
+
+static int receive(struct lws *wsi)
+{
+    char buf[LWS_PRE + RX_CHUNK];
+    char *p = buf + LWS_PRE;
+    int n = RX_CHUNK;
+
+    return lws_http_client_read(wsi, &p, &n) < 0 ? -1 : 0;
+}
+
+static const char *resp_header(const struct ob_http_call *c, const char *name);
+
+/* The connection closed under a running call. */
+static void closed(struct ob_http_call *c)
+{
+    const char *cl, *te;
+
+    if (c->established) {
+        cl = resp_header(c, "content-length");
+        te = resp_header(c, "transfer-encoding");
+        /* a body delimited by the close, or one that was all there */
+        if ((!cl && !te) || (cl && strtoull(cl, NULL, 10) == c->body_len)) {
+            call_finish(c, 0, NULL);
+            return;
         }
     }
-    curl_slist_free_all(c->headers);
-    free(c->body);
-    free(c->hdr);
-    free(c);
+    call_finish(c, OB_EHTTP,
+                c->established ? "connection closed before the response was complete"
+                               : "connection closed before a response arrived");
 }
 
-static void complete(struct ob_http *h, struct ob_http_call *c, CURLcode result)
+static void conn_error(struct ob_http_call *c, const char *in, size_t len)
 {
-    struct ob_http_resp resp = {0};
-    long status = 0;
+    char msg[200];
 
-    curl_multi_remove_handle(h->multi, c->easy);
-    call_unlink(c);
-    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
-    resp.status = status;
-    resp.duration_ms = (int64_t)((uv_hrtime() - c->start_ns) / 1000000u);
-    if (c->oom) {
-        resp.err = OB_ENOMEM;
-    } else if (c->truncated) {
-        resp.err = OB_E2BIG;
-    } else if (result == CURLE_OPERATION_TIMEDOUT) {
-        resp.err = OB_ETIMEOUT;
-    } else if (result != CURLE_OK) {
-        resp.err = OB_EHTTP;
+    if (in && len && len < 150)
+        snprintf(msg, sizeof(msg), "cannot connect: %.*s", (int)len, in);
+    else
+        snprintf(msg, sizeof(msg), "cannot connect: %s", in && *in ? in : "connection failed");
+    call_finish(c, OB_EHTTP, msg);
+}
+
+int ob__httpc_callback(struct ob_lws *l, struct lws *wsi, enum lws_callback_reasons reason,
+                       void *in, size_t len)
+{
+    struct ob_http_call *c = lws_get_opaque_user_data(wsi);
+
+    (void)l;
+    if (c && c->kind != OB__KIND_HTTPC)
+        c = NULL;
+    if (c && !c->wsi && c->state == ST_RUNNING)
+        c->wsi = wsi; /* an event during lws_client_connect_via_info */
+    if (c && c->state != ST_RUNNING) {
+        call_detach(c); /* cancelled: the connection goes */
+        c = NULL;
+        if (reason == LWS_CALLBACK_RECEIVE_CLIENT_HTTP ||
+            reason == LWS_CALLBACK_CLIENT_HTTP_WRITEABLE ||
+            reason == LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP)
+            return -1;
     }
-    if (resp.err == OB_ETIMEOUT || resp.err == OB_EHTTP)
-        ob_strlcpy(resp.errmsg, c->errbuf[0] ? c->errbuf : curl_easy_strerror(result),
-                   sizeof(resp.errmsg));
-    resp.body = c->body ? c->body : (char *)"";
-    resp.body_len = c->body_len;
-    resp.priv_ = c;
-    c->delivering = true;
-    c->cb(c->data, &resp);
-    call_free(c);
-}
-
-static void check_multi_info(struct ob_http *h)
-{
-    CURLMsg *msg;
-    int pending = 0;
-
-    h->depth++;
-    while (!h->free_pending && !h->freeing) {
-        struct ob_http_call *c = NULL;
-        CURLcode result;
-
-        msg = curl_multi_info_read(h->multi, &pending);
-        if (!msg)
-            break;
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        result = msg->data.result;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&c);
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+        return c ? append_headers(c, wsi, in, len) : 0;
+    case LWS_CALLBACK_CLIENT_HTTP_WRITEABLE:
+        return c ? write_body(c, wsi) : -1;
+    case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
+        return c ? established(c, wsi) : 0;
+    case LWS_CALLBACK_RECEIVE_CLIENT_HTTP:
+        return c ? receive(wsi) : -1;
+    case LWS_CALLBACK_RECEIVE_CLIENT_HTTP_READ:
+        return c ? body_append(c, in, len) : 0;
+    case LWS_CALLBACK_COMPLETED_CLIENT_HTTP:
         if (c)
-            complete(h, c, result);
+            call_done_now(c);
+        return -1; /* not kept idle: it would never be reused */
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        if (c)
+            conn_error(c, in, in ? strnlen(in, len ? len : 200) : 0);
+        return 0;
+    case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (c)
+            closed(c);
+        return 0;
+    default:
+        return 0;
     }
-    h->depth--;
 }
+
+/* ---- requests ----------------------------------------------------------- */
 
 static bool token_ok(const char *s, size_t max)
 {
@@ -425,143 +748,192 @@ static bool header_ok(const char *s)
     return !strpbrk(s, "\r\n") && strchr(s, ':') && s[0] != ':';
 }
 
-static int setup_easy(struct ob_http_call *c, const struct ob_http_req *req)
+/* The extra request headers, CRLF-terminated, in one buffer. */
+static int build_headers(struct ob_http_call *c, const struct ob_http_req *req)
+{
+    static const char ua[] = "User-Agent: opsbot/" OB_VERSION "\r\n";
+    bool own_ua = false;
+    size_t n = sizeof(ua) + 40;
+    char *p;
+
+    for (const char *const *h = req->headers; h && *h; h++) {
+        if (!header_ok(*h))
+            return OB_EINVAL;
+        if (strncasecmp(*h, "user-agent:", 11) == 0)
+            own_ua = true;
+        n += strlen(*h) + 2;
+    }
+    c->hdrs = malloc(n);
+    if (!c->hdrs)
+        return OB_ENOMEM;
+    p = c->hdrs;
+    if (!own_ua)
+        p += snprintf(p, n, "%s", ua);
+    for (const char *const *h = req->headers; h && *h; h++)
+        p += snprintf(p, n - (size_t)(p - c->hdrs), "%s\r\n", *h);
+    if (c->has_body)
+        p += snprintf(p, n - (size_t)(p - c->hdrs), "Content-Length: %zu\r\n", c->req_len);
+    c->hdrs_len = (size_t)(p - c->hdrs);
+    return 0;
+}
+
+static int call_setup(struct ob_http_call *c, const struct ob_http_req *req, const struct url *u)
+{
+    if (u->path_len > MAX_PATH)
+        return OB_E2BIG;
+    c->path = malloc(u->path_len + 2);
+    if (!c->path)
+        return OB_ENOMEM;
+    snprintf(c->path, u->path_len + 2, "%s%.*s", u->path[0] == '/' ? "" : "/", (int)u->path_len,
+             u->path);
+    ob_strlcpy(c->method, req->method, sizeof(c->method));
+    ob_strlcpy(c->host, u->host, sizeof(c->host));
+    ob_strlcpy(c->hosthdr, u->hosthdr, sizeof(c->hosthdr));
+    c->port = u->port;
+    c->tls = u->tls;
+    c->insecure = req->insecure;
+    c->head = strcmp(req->method, "HEAD") == 0;
+    c->has_body = req->body || strcmp(req->method, "POST") == 0;
+    c->req_len = req->body ? req->body_len : 0;
+    if (c->req_len) {
+        c->req_body = malloc(c->req_len);
+        if (!c->req_body)
+            return OB_ENOMEM;
+        memcpy(c->req_body, req->body, c->req_len);
+    }
+    return build_headers(c, req);
+}
+
+static void warn_insecure(void)
 {
     static bool warned;
-    CURL *e = c->easy;
-    CURLcode cc = CURLE_OK;
-    int64_t tmo = req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS;
 
-#define SET(opt, val)                                                                              \
-    do {                                                                                           \
-        if (cc == CURLE_OK)                                                                        \
-            cc = curl_easy_setopt(e, opt, val);                                                    \
-    } while (0)
-    SET(CURLOPT_URL, req->url);
-    SET(CURLOPT_PROTOCOLS_STR, "http,https");
-    SET(CURLOPT_PRIVATE, c);
-    SET(CURLOPT_ERRORBUFFER, c->errbuf);
-    SET(CURLOPT_NOSIGNAL, 1L);
-    SET(CURLOPT_FOLLOWLOCATION, 0L);
-    SET(CURLOPT_TIMEOUT_MS, (long)tmo);
-    SET(CURLOPT_WRITEFUNCTION, write_fn);
-    SET(CURLOPT_WRITEDATA, c);
-    SET(CURLOPT_HEADERFUNCTION, header_fn);
-    SET(CURLOPT_HEADERDATA, c);
-    SET(CURLOPT_USERAGENT, "opsbot/" OB_VERSION);
-    if (strcmp(req->method, "GET") == 0) {
-        SET(CURLOPT_HTTPGET, 1L);
-    } else if (strcmp(req->method, "HEAD") == 0) {
-        SET(CURLOPT_NOBODY, 1L);
-    } else {
-        if (strcmp(req->method, "POST") != 0)
-            SET(CURLOPT_CUSTOMREQUEST, req->method);
-        if (strcmp(req->method, "POST") == 0 || req->body) {
-            SET(CURLOPT_POST, 1L);
-            SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
-            SET(CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "");
+    if (!warned) {
+        warned = true;
+        ob_warn("http", "TLS verification is disabled for some requests (insecure)");
+    }
+}
+
+/* Hands the call to lws (address: numeric, or the proxy's business);
+ * failures come back through the callbacks. */
+static void call_connect(struct ob_http_call *c, const char *address)
+{
+    struct lws_client_connect_info ci;
+    struct lws *wsi;
+
+    memset(&ci, 0, sizeof(ci));
+    ci.context = c->h->lws->ctx;
+    ci.vhost = c->vh;
+    ci.address = address;
+    ci.port = c->port;
+    ci.path = c->path;
+    ci.host = c->hosthdr; /* also the name for SNI and the certificate check */
+    ci.method = c->method;
+    ci.alpn = "http/1.1";
+    ci.protocol = ob__lws_protocols[0].name;
+    ci.local_protocol_name = ob__lws_protocols[0].name;
+    ci.opaque_user_data = c;
+    ci.ssl_connection = LCCSCF_HTTP_NO_FOLLOW_REDIRECT;
+    /* No LCCSCF_PIPELINE: see the top of this file. */
+    if (c->tls) {
+        ci.ssl_connection |= LCCSCF_USE_SSL;
+        if (c->insecure) {
+            ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
+                                 LCCSCF_ALLOW_EXPIRED;
+            warn_insecure();
         }
     }
-    if (c->headers)
-        SET(CURLOPT_HTTPHEADER, c->headers);
-    if (req->ca_file)
-        SET(CURLOPT_CAINFO, req->ca_file);
-    if (req->cert_file)
-        SET(CURLOPT_SSLCERT, req->cert_file);
-    if (req->key_file)
-        SET(CURLOPT_SSLKEY, req->key_file);
-    if (req->insecure) {
-        SET(CURLOPT_SSL_VERIFYPEER, 0L);
-        SET(CURLOPT_SSL_VERIFYHOST, 0L);
-        if (!warned) {
-            warned = true;
-            ob_warn("http", "TLS verification is disabled for some requests (insecure)");
+    wsi = lws_client_connect_via_info(&ci);
+    if (!wsi)
+        call_finish(c, OB_EHTTP, "cannot connect");
+    else if (c->state == ST_RUNNING)
+        c->wsi = wsi;
+}
+
+/* The first IPv4 address, else the first IPv6 one: lws connects to one
+ * address only (no fallback between families). */
+static void pick_address(const struct addrinfo *ai, char *out, size_t len)
+{
+    const struct addrinfo *v6 = NULL;
+
+    for (; ai; ai = ai->ai_next) {
+        if (ai->ai_family == AF_INET) {
+            uv_ip4_name((const struct sockaddr_in *)ai->ai_addr, out, len);
+            return;
         }
+        if (ai->ai_family == AF_INET6 && !v6)
+            v6 = ai;
     }
-#undef SET
-    if (cc != CURLE_OK) {
-        ob_error("http", "cannot set up a request: %s", curl_easy_strerror(cc));
-        return OB_EHTTP;
-    }
-    return 0;
+    if (v6)
+        uv_ip6_name((const struct sockaddr_in6 *)v6->ai_addr, out, len);
 }
 
-/* ---- public ------------------------------------------------------------- */
-
-int ob_http_new(struct ob_http **out, uv_loop_t *loop)
+static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
 {
-    struct ob_http *h;
-    int rc;
+    struct resolve *r = req->data;
+    struct ob_http_call *c = r->c;
+    char addr[64] = "", msg[sizeof(c->errmsg)];
 
-    *out = NULL;
-    rc = global_init();
-    if (rc)
-        return rc;
-    h = calloc(1, sizeof(*h));
-    if (!h)
-        return OB_ENOMEM;
-    h->loop = loop;
-    h->multi = curl_multi_init();
-    if (!h->multi) {
-        free(h);
-        return OB_ENOMEM;
-    }
-    rc = uv_timer_init(loop, &h->timer);
-    if (rc) {
-        curl_multi_cleanup(h->multi);
-        free(h);
-        return rc;
-    }
-    h->timer.data = h;
-    h->open_handles = 1;
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_fn);
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_fn);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-    *out = h;
-    return 0;
-}
-
-/* Cancels every transfer, tears curl down and closes the uv handles; h is
- * freed by the last close callback. */
-static void http_release(struct ob_http *h)
-{
-    while (h->calls) {
-        struct ob_http_call *c = h->calls;
-
-        curl_multi_remove_handle(h->multi, c->easy);
-        call_unlink(c);
-        call_free(c);
-    }
-    curl_multi_cleanup(h->multi); /* may still report CURL_POLL_REMOVE */
-    h->multi = NULL;
-    while (h->npool)
-        curl_easy_cleanup(h->pool[--h->npool]);
-    while (h->socks) {
-        uv_poll_stop(&h->socks->poll);
-        sock_close(h->socks);
-    }
-    uv_timer_stop(&h->timer);
-    uv_close((uv_handle_t *)&h->timer, timer_close_cb);
-}
-
-void ob_http_free(struct ob_http *h)
-{
-    if (!h || h->freeing)
+    if (status == 0)
+        pick_address(ai, addr, sizeof(addr));
+    uv_freeaddrinfo(ai);
+    free(r);
+    if (!c)
+        return; /* the call is gone */
+    c->res = NULL;
+    if (c->state != ST_RUNNING)
         return;
-    h->freeing = true;
-    if (h->depth > 0) {
-        h->free_pending = true; /* finished when the stack unwinds */
+    if (!addr[0]) {
+        snprintf(msg, sizeof(msg), "cannot resolve %.180s: %s", c->host,
+                 status ? uv_strerror(status) : "no address");
+        call_finish(c, OB_EHTTP, msg);
         return;
     }
-    http_release(h);
+    ob__dns_store(&c->h->dns, c->host, addr, uv_now(c->h->loop));
+    call_connect(c, addr);
+}
+
+/* Connects by name: from the cache, or after an asynchronous lookup. */
+static void call_start(struct ob_http_call *c, bool proxied)
+{
+    struct addrinfo hints;
+    const char *addr;
+    struct resolve *r;
+
+    if (proxied || ob__dns_numeric(c->host)) {
+        call_connect(c, c->host); /* a proxy resolves the name itself */
+        return;
+    }
+    addr = ob__dns_lookup(&c->h->dns, c->host, uv_now(c->h->loop));
+    if (addr) {
+        call_connect(c, addr);
+        return;
+    }
+    r = calloc(1, sizeof(*r));
+    if (!r) {
+        call_finish(c, OB_ENOMEM, NULL);
+        return;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    r->c = c;
+    r->req.data = r;
+    if (uv_getaddrinfo(c->h->loop, &r->req, resolved, c->host, NULL, &hints) != 0) {
+        free(r);
+        call_finish(c, OB_EHTTP, "cannot resolve the host name");
+        return;
+    }
+    c->res = r;
 }
 
 int ob_http_request(struct ob_http *h, const struct ob_http_req *req, ob_http_cb cb, void *data,
                     struct ob_http_call **call_out)
 {
     struct ob_http_call *c;
-    CURLMcode mc;
+    struct lws_vhost *vh;
+    const char *proxy;
+    struct url u;
     int rc;
 
     if (call_out)
@@ -572,75 +944,60 @@ int ob_http_request(struct ob_http *h, const struct ob_http_req *req, ob_http_cb
         return OB_EINVAL;
     if (req->body_len && !req->body)
         return OB_EINVAL;
+    if (parse_url(req->url, &u))
+        return OB_EINVAL;
+    /* the TLS files only matter (and are only loaded) for https */
+    proxy = ob__proxy_for(&h->proxy, u.tls, u.host, u.port);
+    vh = vh_get(h, u.tls ? req : NULL, proxy, &rc);
+    if (!vh)
+        return rc;
     c = calloc(1, sizeof(*c));
     if (!c)
         return OB_ENOMEM;
+    c->kind = OB__KIND_HTTPC;
     c->h = h;
     c->cb = cb;
     c->data = data;
     c->max = req->max_response ? req->max_response : DEFAULT_MAX_RESPONSE;
-    for (const char *const *p = req->headers; p && *p; p++) {
-        struct curl_slist *n;
-
-        if (!header_ok(*p)) {
-            rc = OB_EINVAL;
-            goto out;
-        }
-        n = curl_slist_append(c->headers, *p);
-        if (!n) {
-            rc = OB_ENOMEM;
-            goto out;
-        }
-        c->headers = n;
+    c->vh = vh;
+    rc = call_setup(c, req, &u);
+    if (!rc)
+        rc = uv_timer_init(h->loop, &c->timer);
+    if (rc) {
+        free(c->hdrs);
+        free(c->req_body);
+        free(c->path);
+        free(c);
+        return rc;
     }
-    /* no "Expect: 100-continue" round trip for large bodies */
-    if (req->body) {
-        struct curl_slist *n = curl_slist_append(c->headers, "Expect:");
-
-        if (!n) {
-            rc = OB_ENOMEM;
-            goto out;
-        }
-        c->headers = n;
-    }
-    c->easy = h->npool ? h->pool[--h->npool] : curl_easy_init();
-    if (!c->easy) {
-        rc = OB_ENOMEM;
-        goto out;
-    }
-    rc = setup_easy(c, req);
-    if (rc)
-        goto out;
-    c->start_ns = uv_hrtime();
-    mc = curl_multi_add_handle(h->multi, c->easy);
-    if (mc != CURLM_OK) {
-        ob_error("http", "curl_multi_add_handle: %s", curl_multi_strerror(mc));
-        rc = OB_EHTTP;
-        goto out;
-    }
+    c->timer.data = c;
+    h->nalloc++;
+    c->linked = true;
     c->next = h->calls;
     if (h->calls)
         h->calls->prev = c;
     h->calls = c;
     h->active++;
+    c->start_ns = uv_hrtime();
+    uv_update_time(h->loop);
+    c->deadline =
+        uv_now(h->loop) + (uint64_t)(req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
+    arm_tick(c);
+    h->in_request = true;
+    call_start(c, proxy != NULL);
+    h->in_request = false;
     if (call_out)
         *call_out = c;
     return 0;
-out:
-    call_free(c);
-    return rc;
 }
 
 void ob_http_cancel(struct ob_http_call *call)
 {
-    struct ob_http *h;
-
-    if (!call || call->delivering)
-        return; /* already completed: its callback is running */
-    h = call->h;
-    curl_multi_remove_handle(h->multi, call->easy);
+    if (!call || call->delivering || call->state == ST_CANCELLED)
+        return;
     call_unlink(call);
-    call_free(call);
+    call->state = ST_CANCELLED;
+    uv_timer_start(&call->timer, call_timer_cb, 0, 0); /* closes the connection */
 }
 
 size_t ob_http_active(const struct ob_http *h)
@@ -648,15 +1005,119 @@ size_t ob_http_active(const struct ob_http *h)
     return h ? h->active : 0;
 }
 
-const char *ob_http_resp_header(const struct ob_http_resp *resp, const char *name)
+/* ---- the client ---------------------------------------------------------- */
+
+static int http_alloc(struct ob_http **out, uv_loop_t *loop)
 {
-    const struct ob_http_call *c;
+    struct ob_http *h = calloc(1, sizeof(*h));
+    int rc;
+
+    *out = NULL;
+    if (!h)
+        return OB_ENOMEM;
+    h->loop = loop;
+    h->lws_env_proxy = getenv("http_proxy") && *getenv("http_proxy");
+    rc = ob__proxy_env_load(&h->proxy);
+    if (!rc)
+        rc = uv_timer_init(loop, &h->later);
+    if (rc) {
+        ob__proxy_env_free(&h->proxy);
+        free(h);
+        return rc;
+    }
+    h->later.data = h;
+    h->nalloc = 1;
+    *out = h;
+    return 0;
+}
+
+/* Drops the vhosts (and their connections) or the context of our own. */
+static void http_release(struct ob_http *h)
+{
+    while (h->vhosts) {
+        struct httpc_vh *v = h->vhosts;
+
+        h->vhosts = v->next;
+        if (!h->own_lws && !h->lws->freeing)
+            lws_vhost_destroy(v->vh); /* with its connections */
+        vh_free(v);
+    }
+    ob__proxy_env_free(&h->proxy);
+    if (h->own_lws)
+        ob_lws_free(h->lws);
+    h->lws = NULL;
+    uv_close((uv_handle_t *)&h->later, later_closed);
+}
+
+static void later_cb(uv_timer_t *t)
+{
+    http_release(t->data);
+}
+
+int ob_http_new_on(struct ob_http **out, struct ob_lws *lws)
+{
+    int rc;
+
+    if (!out)
+        return OB_EINVAL;
+    *out = NULL;
+    if (!lws)
+        return OB_EINVAL;
+    rc = http_alloc(out, lws->loop);
+    if (!rc)
+        (*out)->lws = lws;
+    return rc;
+}
+
+int ob_http_new(struct ob_http **out, uv_loop_t *loop)
+{
+    struct ob_http *h;
+    int rc;
+
+    if (!out)
+        return OB_EINVAL;
+    rc = http_alloc(&h, loop);
+    if (rc)
+        return rc;
+    rc = ob_lws_new(&h->lws, loop);
+    if (rc) {
+        h->freeing = true;
+        http_release(h); /* h goes when its timer is closed */
+        return rc;
+    }
+    h->own_lws = true;
+    *out = h;
+    return 0;
+}
+
+void ob_http_free(struct ob_http *h)
+{
+    if (!h || h->freeing)
+        return;
+    h->freeing = true;
+    /* every wsi forgets its call first: lws may close them right below */
+    for (struct ob_http_call *c = h->calls; c; c = c->next)
+        call_detach(c);
+    while (h->calls) {
+        struct ob_http_call *c = h->calls;
+
+        call_unlink(c);
+        c->state = ST_CANCELLED;
+        uv_timer_start(&c->timer, call_timer_cb, 0, 0);
+    }
+    if (h->depth > 0)
+        uv_timer_start(&h->later, later_cb, 0, 0); /* not from inside lws */
+    else
+        http_release(h);
+}
+
+/* ---- responses ------------------------------------------------------------ */
+
+static const char *resp_header(const struct ob_http_call *c, const char *name)
+{
     const char *found = NULL;
     size_t off = 0;
 
-    if (!resp || !name || !resp->priv_)
-        return NULL;
-    c = resp->priv_;
     while (off < c->hdr_len) {
         const char *n = c->hdr + off;
         const char *v = n + strlen(n) + 1;
@@ -670,22 +1131,40 @@ const char *ob_http_resp_header(const struct ob_http_resp *resp, const char *nam
     return found;
 }
 
+const char *ob_http_resp_header(const struct ob_http_resp *resp, const char *name)
+{
+    if (!resp || !name || !resp->priv_)
+        return NULL;
+    return resp_header(resp->priv_, name);
+}
+
 char *ob_http_escape(const char *s)
 {
+    static const char hex[] = "0123456789ABCDEF";
     size_t n;
-    char *esc, *out;
+    char *out, *p;
 
     if (!s)
         return NULL;
     n = strlen(s);
     if (n > (size_t)(1 << 30))
         return NULL;
-    if (global_init())
+    out = malloc(n * 3 + 1);
+    if (!out)
         return NULL;
-    esc = curl_easy_escape(NULL, s, (int)n);
-    if (!esc)
-        return NULL;
-    out = strdup(esc);
-    curl_free(esc);
+    p = out;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+
+        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+            *p++ = (char)ch;
+        } else {
+            *p++ = '%';
+            *p++ = hex[ch >> 4];
+            *p++ = hex[ch & 15];
+        }
+    }
+    *p = '\0';
     return out;
 }

@@ -1,4 +1,4 @@
-/* The LLM client: one chat-completions call per parse over libcurl multi on
+/* The LLM client: one chat-completions call per parse over the HTTP client on
  * the loop, with the OpenAI SDKs' retry rules (408/409/429/5xx and lost
  * connections; retry-after-ms / retry-after / x-should-retry honoured; capped
  * jittered backoff), all of it inside the connection's timeout so that the

@@ -22,6 +22,8 @@
 #include "opsbot/log.h"
 #include "opsbot/util.h"
 
+#define LWS_FD_LIMIT 1024 /* sockets of one context at once */
+
 #define DEFAULT_MAX_MESSAGE (1024u * 1024)
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
 #define MAX_SEND (16u * 1024 * 1024)
@@ -535,14 +537,29 @@ static int proto_cb(struct lws *wsi, enum lws_callback_reasons reason, void *use
     if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS) {
         /* lws passes a stand-in wsi bound to the vhost being created */
         struct lws_vhost *vh = wsi ? lws_get_vhost(wsi) : NULL;
+        const char *name = vh ? lws_get_vhost_name(vh) : "";
 
-        if (vh && !strcmp(lws_get_vhost_name(vh), CLIENT_VHOST))
+        if (!strcmp(name, CLIENT_VHOST) ||
+            !strncmp(name, OB__VHOST_OS_TRUST, strlen(OB__VHOST_OS_TRUST)))
             trust_os_store(user);
         return 0;
     }
     if (!l || l->freeing)
         return 0;
+    if (wsi) {
+        enum ob__lws_kind *k = lws_get_opaque_user_data(wsi);
+
+        if (k && *k == OB__KIND_HTTPC)
+            return ob__httpc_callback(l, wsi, reason, in, len);
+    }
     switch (reason) {
+    case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
+    case LWS_CALLBACK_CLIENT_HTTP_WRITEABLE:
+    case LWS_CALLBACK_RECEIVE_CLIENT_HTTP:
+    case LWS_CALLBACK_RECEIVE_CLIENT_HTTP_READ:
+    case LWS_CALLBACK_COMPLETED_CLIENT_HTTP:
+    case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+        return ob__httpc_callback(l, wsi, reason, in, len);
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
     case LWS_CALLBACK_ESTABLISHED:
@@ -677,6 +694,12 @@ int ob_lws_new(struct ob_lws **out, uv_loop_t *loop)
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = ob__lws_protocols;
     info.max_http_header_data = 16384;
+    /* lws sizes its fd table by `ulimit -n` (often 1048576 in containers)
+     * and, in Debian's build, scans all of it each time a connection is
+     * added (a debug check): 8 MB of pointers touched per connection. A
+     * table of its own size keeps both small; lws then finds a connection
+     * by a scan that stops at it (entries sit at the front). */
+    info.fd_limit_per_thread = LWS_FD_LIMIT;
     l->ctx = lws_create_context(&info);
     if (!l->ctx) {
         ob_error("lws", "cannot create the libwebsockets context");

@@ -1,5 +1,5 @@
-/* Private to src/lws.c and src/lws_server.c: the shared state of the
- * libwebsockets transport. */
+/* Private to src/lws.c, src/lws_server.c and src/http.c: the shared state
+ * of the libwebsockets transport. */
 #ifndef OPSBOT_LWS_INT_H
 #define OPSBOT_LWS_INT_H
 
@@ -10,8 +10,12 @@
 #define OB__LWS_MAX_STATICS 8
 #define OB__WS_MAX_ENDPOINTS 8
 
+/* Client vhosts whose name starts so get the system's trust store from
+ * src/lws.c (trust_os_store), as the context's own client vhost does. */
+#define OB__VHOST_OS_TRUST "opsbot-httpc-os-"
+
 /* What a wsi's opaque user data points at. */
-enum ob__lws_kind { OB__KIND_WS = 1, OB__KIND_EXCHANGE };
+enum ob__lws_kind { OB__KIND_WS = 1, OB__KIND_EXCHANGE, OB__KIND_HTTPC };
 
 struct ob__ws_msg {
     struct ob__ws_msg *next;
@@ -84,6 +88,11 @@ int ob__srv_callback(struct ob_lws *l, struct lws *wsi, enum lws_callback_reason
 void ob__srv_release_all(struct ob_lws *l);
 /* After the context is gone: frees server structs lws never finalized. */
 void ob__srv_free_leftovers(struct ob_lws *l);
+
+/* HTTP client (src/http.c): every event of a wsi whose opaque data is an
+ * ob_http_call (OB__KIND_HTTPC), and the client-HTTP events of any wsi. */
+int ob__httpc_callback(struct ob_lws *l, struct lws *wsi, enum lws_callback_reasons reason,
+                       void *in, size_t len);
 
 extern const struct lws_protocols ob__lws_protocols[];
 

@@ -799,7 +799,7 @@ int ob_discord_new(struct ob_adapter **out, const struct ob_platform_env *env, c
         free(dc);
         return rc;
     }
-    rc = ob_http_new(&dc->http, env->loop);
+    rc = ob_http_new_on(&dc->http, env->lws); /* freed in release, before the context */
     if (!rc)
         rc = ob_life_init(
             &dc->life, env->loop, &discord_life, dc,

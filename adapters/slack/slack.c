@@ -664,7 +664,7 @@ int ob_slack_new(struct ob_adapter **out, const struct ob_platform_env *env, con
         free(sl);
         return rc;
     }
-    rc = ob_http_new(&sl->http, env->loop);
+    rc = ob_http_new_on(&sl->http, env->lws); /* freed in release, before the context */
     if (!rc)
         rc = ob_life_init(&sl->life, env->loop, &slack_life, sl,
                           (uv_timer_t *const[]){&sl->pump, &sl->retry, &sl->tick, NULL});

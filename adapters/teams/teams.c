@@ -917,7 +917,7 @@ int ob_teams_new(struct ob_adapter **out, const struct ob_platform_env *env, con
         free(tm);
         return rc;
     }
-    rc = ob_http_new(&tm->http, env->loop);
+    rc = ob_http_new_on(&tm->http, env->lws); /* freed in release, before the context */
     if (!rc)
         rc = ob_life_init(&tm->life, env->loop, &teams_life, tm,
                           (uv_timer_t *const[]){&tm->pump, &tm->token_timer, NULL});

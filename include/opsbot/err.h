@@ -3,7 +3,7 @@
  * Functions named as actions return int: 0 on success, a negative code on
  * failure. System errors are -errno (so libuv results pass through
  * unchanged); opsbot's own codes live far below the errno range. Foreign
- * error spaces (CURLcode, PCRE2, SQLite, cJSON NULL) are translated exactly
+ * error spaces (libuv, PCRE2, SQLite, cJSON NULL) are translated exactly
  * once, where they are met, and the detail is logged there.
  */
 #ifndef OPSBOT_ERR_H

@@ -1,6 +1,6 @@
 /* The LLM intent parser: named connections (OpenAI, Azure OpenAI and any
  * OpenAI-compatible server such as Ollama or vLLM), tool schemas generated
- * from the action catalog, the chat-completions call over libcurl multi on
+ * from the action catalog, the chat-completions call over the HTTP client on
  * the loop (retries, timeouts, never blocking), and the validation that
  * turns the model's tool call into a struct ob_parse_result exactly like the
  * rules do. The LLM only ever proposes: its answer goes through

@@ -19,7 +19,7 @@ struct ob_redact;
 struct ob_platform_env {
     uv_loop_t *loop;
     struct ob_lws *lws;   /* libwebsockets context on the loop */
-    struct ob_http *http; /* libcurl multi on the loop */
+    struct ob_http *http; /* HTTP client (lws client HTTP) on the loop */
     const struct ob_redact *red;
     const struct ob_config *cfg;
 };

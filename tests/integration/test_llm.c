@@ -236,9 +236,8 @@ static void start(struct session *s, const char *conn, const char *mode, const c
     s->ad->ops = &tad_ops;
     s->ad->ctx = s->t;
     assert_int_equal(ob_bot_add_adapter(s->bot, s->ad), 0);
-    /* One lws context per process, as in the daemon: the bot's metrics
-     * endpoint shares the stand-in's (taken back in stop()). */
-    s->bot->lws = s->lws;
+    /* The bot has a context of its own (its HTTP client and the metrics
+     * endpoint live there); the stand-in's is the test's. */
     assert_int_equal(ob_bot_start(s->bot), 0);
 }
 
@@ -246,11 +245,6 @@ static void stop(struct session *s)
 {
     char cmd[400];
 
-    /* The lws context is the stand-in's: taken back before the shutdown,
-     * whose release step frees the bot's context (as soon as no post is in
-     * flight, which may be within the runs below): the stand-in's server
-     * went with it and ob_llm_standin_free read freed memory (ASan, CI). */
-    s->bot->lws = NULL;
     ob_bot_shutdown(s->bot);
     /* The bot's handles finish closing before its memory goes. */
     for (int i = 0; i < 3; i++)

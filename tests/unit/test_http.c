@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "connect_proxy.h"
 #include "opsbot/err.h"
 #include "opsbot/http.h"
 #include "opsbot/util.h"
@@ -532,6 +533,13 @@ static void test_bad_requests(void **state)
     req.headers = NULL;
     req.url = NULL;
     assert_int_equal(ob_http_request(f.http, &req, on_resp, &ctxs[0], NULL), OB_EINVAL);
+    /* only http and https; nothing that could split the request line */
+    req.url = "ftp://127.0.0.1/x";
+    assert_int_equal(ob_http_request(f.http, &req, on_resp, &ctxs[0], NULL), OB_EINVAL);
+    req.url = "http://127.0.0.1:1/a b";
+    assert_int_equal(ob_http_request(f.http, &req, on_resp, &ctxs[0], NULL), OB_EINVAL);
+    req.url = "http://user:pw@127.0.0.1:1/";
+    assert_int_equal(ob_http_request(f.http, &req, on_resp, &ctxs[0], NULL), OB_EINVAL);
     assert_int_equal(ob_http_active(f.http), 0);
     assert_null(ob_http_resp_header(NULL, "x"));
     teardown_soon(&f);
@@ -612,6 +620,7 @@ static void test_tls(void **state)
     struct ob_http_server_opts so = {.listen = "127.0.0.1:0"};
     struct ob_http_req insecure = {.insecure = true};
     struct ob_http_req verify = {0};
+    struct ob_http_req trusted = {0};
 
     (void)state;
     if (!make_cert(dir, sizeof(dir), cert, key, sizeof(cert))) {
@@ -621,10 +630,14 @@ static void test_tls(void **state)
     so.tls_cert = cert;
     so.tls_key = key;
     fx_init_opts(&f, &so, "https");
-    f.expect = 2;
+    f.expect = 3;
     assert_int_equal(request(&f, 0, "POST", "/echo", "over tls", NULL, &insecure, NULL), 0);
     /* verification on (the default): a self-signed certificate fails */
     assert_int_equal(request(&f, 1, "GET", "/echo", NULL, NULL, &verify, NULL), 0);
+    /* ... and passes with it as the CA, by its name (CN=localhost) */
+    trusted.ca_file = cert;
+    snprintf(f.base, sizeof(f.base), "https://localhost:%d", ob_http_server_port(f.srv));
+    assert_int_equal(request(&f, 2, "GET", "/count?ca", NULL, NULL, &trusted, NULL), 0);
     fx_run(&f);
     remove_cert(dir, cert, key);
     assert_int_equal(f.res[0].err, 0);
@@ -632,6 +645,9 @@ static void test_tls(void **state)
     assert_string_equal(f.res[0].body, "POST /echo? [over tls]");
     assert_int_equal(f.res[1].err, OB_EHTTP);
     assert_int_equal(f.res[1].status, 0);
+    assert_int_equal(f.res[2].err, 0);
+    assert_int_equal(f.res[2].status, 200);
+    assert_string_equal(f.res[2].body, "ca");
 }
 
 static void test_query_as_sent(void **state)
@@ -649,6 +665,344 @@ static void test_query_as_sent(void **state)
     assert_int_equal(request(&f, 0, "GET", path, NULL, NULL, NULL, NULL), 0);
     fx_run(&f);
     assert_string_equal(f.res[0].body, "env=prod%26x%3D1%20%2B%2F~&flag&n=2");
+}
+
+/* ---- connection reuse, raw responses, proxies ----------------------------- */
+
+struct seq {
+    struct fx *f;
+    struct ob_http *http;
+    const char *base;
+    struct connect_proxy *relay; /* freed with the fixture */
+    unsigned accepted;
+    int n, done, ok;
+};
+
+static void seq_next(struct seq *s);
+
+static void seq_cb(void *data, const struct ob_http_resp *resp)
+{
+    struct seq *s = data;
+    char want[32];
+
+    snprintf(want, sizeof(want), "i=%d", s->done);
+    if (resp->err == 0 && resp->status == 200 && strcmp(resp->body, want) == 0)
+        s->ok++;
+    else
+        fprintf(stderr, "seq %d: err %d status %ld body %s (%s)\n", s->done, resp->err,
+                resp->status, resp->body, resp->errmsg);
+    s->done++;
+    if (s->done == s->n) {
+        if (s->relay) {
+            s->accepted = connect_proxy_accepted(s->relay);
+            connect_proxy_free(s->relay);
+        }
+        teardown_now(s->f);
+    } else
+        seq_next(s);
+}
+
+static void seq_next(struct seq *s)
+{
+    char url[128];
+    struct ob_http_req req = {.method = "GET"};
+
+    snprintf(url, sizeof(url), "%s/count?i=%d", s->base, s->done);
+    req.url = url;
+    assert_int_equal(ob_http_request(s->http, &req, seq_cb, s, NULL), 0);
+}
+
+/* N sequential requests to one host:port: a relay in front of the server
+ * counts the TCP connections the client opens. */
+static void test_sequential_reuse(void **state)
+{
+    struct fx f;
+    struct connect_proxy *relay;
+    struct seq s = {0};
+    char base[64];
+
+    (void)state;
+    fx_init(&f, 0);
+    assert_int_equal(connect_proxy_new(&relay, &f.loop, ob_http_server_port(f.srv)), 0);
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", connect_proxy_port(relay));
+    s.f = &f;
+    s.http = f.http;
+    s.base = base;
+    s.relay = relay;
+    s.n = 6;
+    seq_next(&s);
+    fx_run(&f);
+    assert_int_equal(s.ok, 6);
+    assert_int_equal(f.nreq, 6);
+    /* libwebsockets 4.1 gives no reuse (docs/TRANSPORT.md): one connection
+     * per request, each closed when its response is complete. */
+    assert_int_equal(s.accepted, 6);
+}
+
+/* A host name is resolved off the loop (and cached): two requests to
+ * localhost, the second from the first one's callback. */
+static void test_host_name(void **state)
+{
+    struct fx f;
+    struct seq s = {0};
+    char base[64];
+
+    (void)state;
+    fx_init(&f, 0);
+    snprintf(base, sizeof(base), "http://localhost:%d", ob_http_server_port(f.srv));
+    s.f = &f;
+    s.http = f.http;
+    s.base = base;
+    s.n = 2;
+    seq_next(&s);
+    fx_run(&f);
+    assert_int_equal(s.ok, 2);
+    assert_int_equal(f.nreq, 2);
+}
+
+/* A raw HTTP/1.1 server: one canned response per connection, chosen by the
+ * request path, then the connection is closed. */
+struct raw_srv {
+    uv_tcp_t listener;
+    int port;
+};
+
+struct raw_conn {
+    uv_tcp_t tcp;
+    char buf[4096];
+    size_t len;
+    uv_write_t w;
+    bool answered;
+};
+
+static const char *raw_answer(const char *req)
+{
+    if (!strncmp(req, "GET /close ", 11))
+        return "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"
+               "delimited by the close";
+    if (!strncmp(req, "GET /chunked ", 13))
+        return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-RateLimit-Remaining: 5\r\n"
+               "Retry-After: 1\r\nRetry-After: 2\r\n\r\n"
+               "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    if (!strncmp(req, "GET /redirect ", 14))
+        return "HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n";
+    if (!strncmp(req, "GET /short ", 11))
+        return "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this";
+    return "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+}
+
+static void raw_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void raw_written(uv_write_t *w, int status)
+{
+    (void)status;
+    uv_close((uv_handle_t *)w->handle, raw_closed);
+}
+
+static void raw_alloc(uv_handle_t *h, size_t sz, uv_buf_t *buf)
+{
+    struct raw_conn *c = h->data;
+
+    (void)sz;
+    buf->base = c->buf + c->len;
+    buf->len = sizeof(c->buf) - 1 - c->len;
+}
+
+static void raw_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct raw_conn *c = s->data;
+    uv_buf_t out;
+
+    (void)buf;
+    if (n < 0 && !c->answered) {
+        uv_close((uv_handle_t *)s, raw_closed);
+        return;
+    }
+    if (n <= 0 || c->answered)
+        return;
+    c->len += (size_t)n;
+    c->buf[c->len] = '\0';
+    if (!strstr(c->buf, "\r\n\r\n"))
+        return;
+    c->answered = true;
+    uv_read_stop(s);
+    out.base = (char *)raw_answer(c->buf);
+    out.len = strlen(out.base);
+    uv_write(&c->w, s, &out, 1, raw_written);
+}
+
+static void raw_accept(uv_stream_t *srv, int status)
+{
+    struct raw_conn *c = calloc(1, sizeof(*c));
+
+    assert_int_equal(status, 0);
+    assert_non_null(c);
+    uv_tcp_init(srv->loop, &c->tcp);
+    c->tcp.data = c;
+    assert_int_equal(uv_accept(srv, (uv_stream_t *)&c->tcp), 0);
+    uv_read_start((uv_stream_t *)&c->tcp, raw_alloc, raw_read);
+}
+
+static void raw_start(struct raw_srv *r, uv_loop_t *loop)
+{
+    struct sockaddr_in sa;
+    int len = sizeof(sa);
+
+    uv_tcp_init(loop, &r->listener);
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    assert_int_equal(uv_tcp_bind(&r->listener, (const struct sockaddr *)&sa, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&r->listener, 16, raw_accept), 0);
+    assert_int_equal(uv_tcp_getsockname(&r->listener, (struct sockaddr *)&sa, &len), 0);
+    r->port = ntohs(sa.sin_port);
+}
+
+static struct raw_srv *raw_for_teardown;
+
+static void raw_teardown(void *data, const struct ob_http_resp *resp)
+{
+    struct ctx *c = data;
+
+    if (c->f->done + 1 == c->f->expect)
+        uv_close((uv_handle_t *)&raw_for_teardown->listener, NULL);
+    on_resp(data, resp);
+}
+
+static void raw_request(struct fx *f, int slot, const char *method, const char *path, int port)
+{
+    char url[128];
+    struct ob_http_req req = {.method = method};
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    req.url = url;
+    ctxs[slot].f = f;
+    ctxs[slot].slot = slot;
+    assert_int_equal(ob_http_request(f->http, &req, raw_teardown, &ctxs[slot], NULL), 0);
+}
+
+/* Bodies delimited by the close, chunked bodies, a redirect that is not
+ * followed, a body cut short, and HEAD. */
+static void test_raw_bodies(void **state)
+{
+    struct fx f;
+    struct raw_srv r;
+    struct ob_http_req head = {.method = "HEAD"};
+    char url[128];
+
+    (void)state;
+    fx_init(&f, 0);
+    raw_start(&r, &f.loop);
+    raw_for_teardown = &r;
+    f.expect = 5;
+    raw_request(&f, 0, "GET", "/close", r.port);
+    raw_request(&f, 1, "GET", "/chunked", r.port);
+    raw_request(&f, 2, "GET", "/redirect", r.port);
+    raw_request(&f, 3, "GET", "/short", r.port);
+    snprintf(url, sizeof(url), "%s/echo", f.base);
+    head.url = url;
+    ctxs[4].f = &f;
+    ctxs[4].slot = 4;
+    assert_int_equal(ob_http_request(f.http, &head, raw_teardown, &ctxs[4], NULL), 0);
+    fx_run(&f);
+    assert_int_equal(f.res[0].err, 0);
+    assert_int_equal(f.res[0].status, 200);
+    assert_string_equal(f.res[0].body, "delimited by the close");
+    assert_int_equal(f.res[1].err, 0);
+    assert_string_equal(f.res[1].body, "hello world");
+    assert_string_equal(f.res[1].retry_after, "2"); /* the last occurrence */
+    assert_int_equal(f.res[2].err, 0);
+    assert_int_equal(f.res[2].status, 302);
+    assert_int_equal(f.res[3].err, OB_EHTTP);
+    assert_true(strlen(f.res[3].errmsg) > 0);
+    assert_int_equal(f.res[4].err, 0);
+    assert_int_equal(f.res[4].status, 200);
+    assert_int_equal(f.res[4].body_len, 0);
+    assert_string_equal(f.method, "HEAD");
+}
+
+struct px_fx {
+    struct fx f;
+    struct connect_proxy *px;
+    struct ob_http *via, *direct; /* on the fixture's lws context */
+    unsigned tunnels_after_first, tunnels_total;
+    char auth[300], target[64];
+    int results[2];
+    long status[2];
+};
+
+static struct px_fx P;
+
+static void px_stop_cb(uv_timer_t *t)
+{
+    (void)t;
+    P.tunnels_total = connect_proxy_tunnels(P.px);
+    ob_http_free(P.via);
+    ob_http_free(P.direct); /* both before the context */
+    connect_proxy_free(P.px);
+    teardown_now(&P.f);
+}
+
+static void px_second(void *data, const struct ob_http_resp *resp)
+{
+    (void)data;
+    P.results[1] = resp->err;
+    P.status[1] = resp->status;
+    uv_timer_start(&P.f.stopper, px_stop_cb, 0, 0);
+}
+
+static void px_first(void *data, const struct ob_http_resp *resp)
+{
+    char url[128];
+    struct ob_http_req req = {.method = "GET"};
+
+    (void)data;
+    P.results[0] = resp->err;
+    P.status[0] = resp->status;
+    P.tunnels_after_first = connect_proxy_tunnels(P.px);
+    ob_strlcpy(P.auth, connect_proxy_last_auth(P.px), sizeof(P.auth));
+    ob_strlcpy(P.target, connect_proxy_last_target(P.px), sizeof(P.target));
+    snprintf(url, sizeof(url), "%s/echo", P.f.base);
+    req.url = url;
+    assert_int_equal(ob_http_request(P.direct, &req, px_second, NULL, NULL), 0);
+}
+
+/* http_proxy from the environment: requests go through the CONNECT proxy
+ * (with its credentials), unless no_proxy matches the host, even though
+ * lws itself reads http_proxy when a vhost is created. */
+static void test_proxy_env(void **state)
+{
+    char env[128], url[128], want[64];
+    struct ob_http_req req = {.method = "GET"};
+
+    (void)state;
+    memset(&P, 0, sizeof(P));
+    fx_init(&P.f, 0);
+    assert_int_equal(connect_proxy_new(&P.px, &P.f.loop, 0), 0);
+    snprintf(env, sizeof(env), "http://bot:p%%40ss@127.0.0.1:%d/", connect_proxy_port(P.px));
+    setenv("http_proxy", env, 1);
+    unsetenv("no_proxy");
+    unsetenv("NO_PROXY");
+    assert_int_equal(ob_http_new_on(&P.via, P.f.lws), 0);
+    setenv("no_proxy", "example.com, 127.0.0.1", 1);
+    assert_int_equal(ob_http_new_on(&P.direct, P.f.lws), 0);
+    unsetenv("http_proxy");
+    unsetenv("no_proxy");
+    snprintf(url, sizeof(url), "%s/count?via=proxy", P.f.base);
+    req.url = url;
+    assert_int_equal(ob_http_request(P.via, &req, px_first, NULL, NULL), 0);
+    snprintf(want, sizeof(want), "127.0.0.1:%d", ob_http_server_port(P.f.srv));
+    fx_run(&P.f);
+    assert_int_equal(P.results[0], 0);
+    assert_int_equal(P.status[0], 200);
+    assert_int_equal(P.tunnels_after_first, 1);
+    assert_string_equal(P.target, want);
+    assert_non_null(strstr(P.auth, "Ym90OnBAc3M=")); /* base64("bot:p@ss") */
+    assert_int_equal(P.results[1], 0);
+    assert_int_equal(P.status[1], 200);
+    assert_int_equal(P.f.nreq, 2);
+    assert_int_equal(P.tunnels_total, 1); /* no_proxy: the second went direct */
 }
 
 int main(void)
@@ -670,6 +1024,10 @@ int main(void)
         cmocka_unit_test(test_listen_parse),
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_query_as_sent),
+        cmocka_unit_test(test_sequential_reuse),
+        cmocka_unit_test(test_raw_bodies),
+        cmocka_unit_test(test_host_name),
+        cmocka_unit_test(test_proxy_env),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,29 @@
+/* Private to src/http.c: the proxy settings of the environment
+ * (https_proxy, http_proxy, no_proxy and their upper-case forms), read once
+ * per client. Proxy strings are "[user:pass@]host:port" as lws_set_proxy
+ * takes them; they may carry credentials and are never logged whole. */
+#ifndef OPSBOT_HTTP_PROXY_H
+#define OPSBOT_HTTP_PROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct ob__proxy_env {
+    char *http;     /* for http:// URLs, or NULL */
+    char *https;    /* for https:// URLs, or NULL */
+    char *no_proxy; /* the raw list, or NULL */
+};
+
+/* Reads the environment; 0 or OB_ENOMEM. Unsupported proxy schemes are
+ * logged (without credentials) and ignored. */
+int ob__proxy_env_load(struct ob__proxy_env *pe);
+void ob__proxy_env_free(struct ob__proxy_env *pe);
+
+/* The proxy to use for host:port (host without brackets), or NULL for a
+ * direct connection (no proxy set, or no_proxy matches). */
+const char *ob__proxy_for(const struct ob__proxy_env *pe, bool tls, const char *host, int port);
+
+/* "host:port" of a proxy string, credentials left out (for logs). */
+void ob__proxy_display(const char *proxy, char *out, size_t len);
+
+#endif
