@@ -850,24 +850,6 @@ static void call_connect(struct ob_http_call *c, const char *address)
         c->wsi = wsi;
 }
 
-/* The first IPv4 address, else the first IPv6 one: lws connects to one
- * address only (no fallback between families). */
-static void pick_address(const struct addrinfo *ai, char *out, size_t len)
-{
-    const struct addrinfo *v6 = NULL;
-
-    for (; ai; ai = ai->ai_next) {
-        if (ai->ai_family == AF_INET) {
-            uv_ip4_name((const struct sockaddr_in *)ai->ai_addr, out, len);
-            return;
-        }
-        if (ai->ai_family == AF_INET6 && !v6)
-            v6 = ai;
-    }
-    if (v6)
-        uv_ip6_name((const struct sockaddr_in6 *)v6->ai_addr, out, len);
-}
-
 static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
 {
     struct resolve *r = req->data;
@@ -875,7 +857,7 @@ static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
     char addr[64] = "", msg[sizeof(c->errmsg)];
 
     if (status == 0)
-        pick_address(ai, addr, sizeof(addr));
+        ob__dns_pick(ai, addr, sizeof(addr));
     uv_freeaddrinfo(ai);
     free(r);
     if (!c)

@@ -3,8 +3,27 @@
 #include <string.h>
 #include <strings.h>
 
+#include <uv.h>
+
 #include "http_dns.h"
 #include "opsbot/util.h"
+
+void ob__dns_pick(const struct addrinfo *ai, char *out, size_t len)
+{
+    const struct addrinfo *v6 = NULL;
+
+    out[0] = '\0';
+    for (; ai; ai = ai->ai_next) {
+        if (ai->ai_family == AF_INET) {
+            uv_ip4_name((const struct sockaddr_in *)ai->ai_addr, out, len);
+            return;
+        }
+        if (ai->ai_family == AF_INET6 && !v6)
+            v6 = ai;
+    }
+    if (v6)
+        uv_ip6_name((const struct sockaddr_in6 *)v6->ai_addr, out, len);
+}
 
 bool ob__dns_numeric(const char *host)
 {

@@ -1,4 +1,5 @@
-/* Private to src/http.c: a small cache of resolved host names. lws 4.1
+/* Private to src/http.c and src/lws.c: host names resolved off the loop,
+ * and (for the HTTP client) a small cache of them. lws 4.1
  * (built without LWS_WITH_SYS_ASYNC_DNS) resolves with a blocking
  * getaddrinfo() on the loop for every connection; the client resolves names
  * itself with uv_getaddrinfo (the libuv thread pool) and hands lws the
@@ -25,6 +26,11 @@ struct ob__dns_cache {
     size_t n, next;
 };
 
+struct addrinfo;
+
+/* The first IPv4 address of ai, else the first IPv6 one, as text into out
+ * ("" when none): lws connects to one address only. */
+void ob__dns_pick(const struct addrinfo *ai, char *out, size_t len);
 /* True when host is a numeric IPv4 or IPv6 address (nothing to resolve). */
 bool ob__dns_numeric(const char *host);
 /* The cached address of host at now_ms, or NULL. */

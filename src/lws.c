@@ -17,6 +17,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "http_dns.h"
 #include "lws_int.h"
 #include "opsbot/err.h"
 #include "opsbot/log.h"
@@ -180,9 +181,36 @@ struct ob_ws *ob__ws_alloc(struct ob_lws *l, const struct ob_ws_cbs *cbs, void *
     return ws;
 }
 
+/* Where a client connection goes, kept while its host name resolves. */
+struct ws_target {
+    char name[256]; /* as in the URL */
+    int port;
+    bool tls, insecure;
+    char path[MAX_URL + 1];
+    char host[300]; /* Host: name[:port]; also SNI and the certificate check */
+};
+
+/* A lookup in flight; ws is NULL once the connection is gone. */
+struct ws_resolve {
+    uv_getaddrinfo_t req;
+    struct ob_ws *ws;
+    struct ws_target t;
+};
+
+/* A name lookup in flight ends without this connection. */
+static void ws_forget_lookup(struct ob_ws *ws)
+{
+    if (ws->resolving) {
+        ws->resolving->ws = NULL;
+        uv_cancel((uv_req_t *)&ws->resolving->req);
+        ws->resolving = NULL;
+    }
+}
+
 void ob__ws_detach(struct ob_ws *ws)
 {
     ws_unlink(ws);
+    ws_forget_lookup(ws);
     ws->silent = true;
     ws->gone = true;
     if (ws->wsi) {
@@ -200,6 +228,7 @@ static void ws_gone(struct ob_ws *ws, const char *why)
     if (ws->gone)
         return;
     ws->gone = true;
+    ws_forget_lookup(ws);
     if (ws->wsi) {
         lws_set_opaque_user_data(ws->wsi, NULL);
         ws->wsi = NULL;
@@ -804,18 +833,101 @@ static int copy_headers(struct ob_ws *ws, const char *const *headers)
     return 0;
 }
 
+/* The connection starts to address (numeric). */
+static void ws_dial(struct ob_ws *ws, const struct ws_target *t, const char *address)
+{
+    struct lws_client_connect_info ci;
+    struct lws *wsi;
+
+    memset(&ci, 0, sizeof(ci));
+    ci.context = ws->l->ctx;
+    ci.vhost = ws->l->client_vh;
+    ci.address = address;
+    ci.port = t->port;
+    ci.path = t->path;
+    ci.host = t->host;
+    ci.origin = t->host;
+    ci.local_protocol_name = ob__lws_protocols[0].name;
+    ci.opaque_user_data = ws;
+    if (t->tls) {
+        ci.ssl_connection = LCCSCF_USE_SSL;
+        if (t->insecure)
+            ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
+                                 LCCSCF_ALLOW_EXPIRED;
+    }
+    wsi = lws_client_connect_via_info(&ci);
+    if (!wsi) {
+        ws->wsi = NULL;
+        ws_gone(ws, "connect failed"); /* on_close(1006) from the loop */
+    } else if (!ws->gone) {
+        ws->wsi = wsi;
+    }
+}
+
+static void ws_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
+{
+    struct ws_resolve *r = req->data;
+    struct ob_ws *ws = r->ws;
+    char addr[64] = "", why[sizeof(ws->reason)];
+
+    if (status == 0)
+        ob__dns_pick(ai, addr, sizeof(addr));
+    uv_freeaddrinfo(ai);
+    if (ws) {
+        ws->resolving = NULL;
+        if (!addr[0]) {
+            snprintf(why, sizeof(why), "cannot resolve %.80s: %s", r->t.name,
+                     status ? uv_strerror(status) : "no address");
+            ws_gone(ws, why);
+        } else if (!ws->gone && !ws->aborting) {
+            ws_dial(ws, &r->t, addr);
+        }
+    }
+    free(r);
+}
+
+/* lws 4.1 (built without LWS_WITH_SYS_ASYNC_DNS) would resolve the name
+ * with a blocking getaddrinfo() on the loop: the name is resolved on
+ * libuv's thread pool and lws gets the address (Host, SNI and the
+ * certificate check keep the name). */
+static int ws_resolve(struct ob_ws *ws, const struct ws_target *t)
+{
+    struct addrinfo hints;
+    struct ws_resolve *r;
+    int rc;
+
+    if (ob__dns_numeric(t->name)) {
+        ws_dial(ws, t, t->name);
+        return 0;
+    }
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return OB_ENOMEM;
+    r->ws = ws;
+    r->t = *t;
+    r->req.data = r;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    rc = uv_getaddrinfo(ws->l->loop, &r->req, ws_resolved, t->name, NULL, &hints);
+    if (rc) {
+        free(r);
+        return rc;
+    }
+    ws->resolving = r;
+    return 0;
+}
+
 int ob_ws_connect(struct ob_lws *l, const char *url, const struct ob_ws_opts *opts,
                   const struct ob_ws_cbs *cbs, void *data, struct ob_ws **out)
 {
     static const struct ob_ws_opts defaults = {0};
-    struct lws_client_connect_info ci;
-    char buf[MAX_URL], path[MAX_URL + 1], host[300];
+    char buf[MAX_URL];
     const char *prot = NULL, *ads = NULL, *p = NULL;
-    int port = 0, rc;
-    bool tls;
+    struct ws_target t;
     struct ob_ws *ws;
-    struct lws *wsi;
     int64_t tmo;
+    int rc;
 
     if (out)
         *out = NULL;
@@ -825,16 +937,19 @@ int ob_ws_connect(struct ob_lws *l, const char *url, const struct ob_ws_opts *op
         opts = &defaults;
     if (ob_strlcpy(buf, url, sizeof(buf)) >= sizeof(buf))
         return OB_E2BIG;
-    if (lws_parse_uri(buf, &prot, &ads, &port, &p) || !ads || !*ads)
+    if (lws_parse_uri(buf, &prot, &ads, &t.port, &p) || !ads || !*ads)
         return OB_EINVAL;
     if (strcmp(prot, "ws") != 0 && strcmp(prot, "wss") != 0)
         return OB_EINVAL;
-    tls = strcmp(prot, "wss") == 0;
-    snprintf(path, sizeof(path), "/%s", p ? p : "");
-    if (port == (tls ? 443 : 80))
-        ob_strlcpy(host, ads, sizeof(host));
+    if (ob_strlcpy(t.name, ads, sizeof(t.name)) >= sizeof(t.name))
+        return OB_E2BIG;
+    t.tls = strcmp(prot, "wss") == 0;
+    t.insecure = opts->insecure;
+    snprintf(t.path, sizeof(t.path), "/%s", p ? p : "");
+    if (t.port == (t.tls ? 443 : 80))
+        ob_strlcpy(t.host, ads, sizeof(t.host));
     else
-        snprintf(host, sizeof(host), "%s:%d", ads, port);
+        snprintf(t.host, sizeof(t.host), "%s:%d", ads, t.port);
     ws = ob__ws_alloc(l, cbs, data, opts->max_message);
     if (!ws)
         return OB_ENOMEM;
@@ -843,33 +958,16 @@ int ob_ws_connect(struct ob_lws *l, const char *url, const struct ob_ws_opts *op
         ob__ws_detach(ws);
         return rc;
     }
-    memset(&ci, 0, sizeof(ci));
-    ci.context = l->ctx;
-    ci.vhost = l->client_vh;
-    ci.address = ads;
-    ci.port = port;
-    ci.path = path;
-    ci.host = host;
-    ci.origin = host;
-    ci.local_protocol_name = ob__lws_protocols[0].name;
-    ci.opaque_user_data = ws;
-    if (tls) {
-        ci.ssl_connection = LCCSCF_USE_SSL;
-        if (opts->insecure) {
-            ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
-                                 LCCSCF_ALLOW_EXPIRED;
-            ob_warn("ws", "TLS verification is disabled for %s (insecure)", host);
-        }
-    }
+    if (t.tls && t.insecure)
+        ob_warn("ws", "TLS verification is disabled for %s (insecure)", t.host);
+    /* the connect timeout covers the name lookup too */
     tmo = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
     uv_update_time(l->loop);
     uv_timer_start(&ws->timer, ws_timer_cb, (uint64_t)tmo, 0);
-    wsi = lws_client_connect_via_info(&ci);
-    if (!wsi) {
-        ws->wsi = NULL;
-        ws_gone(ws, "connect failed"); /* on_close(1006) from the loop */
-    } else if (!ws->gone) {
-        ws->wsi = wsi;
+    rc = ws_resolve(ws, &t);
+    if (rc) {
+        ob__ws_detach(ws);
+        return rc;
     }
     *out = ws;
     return 0;

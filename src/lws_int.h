@@ -52,7 +52,8 @@ struct ob_ws {
     char *rx;
     size_t rx_len, rx_cap;
     struct ob__ws_msg *q_head, *q_tail;
-    uv_timer_t timer; /* connect timeout, then the deferred on_close */
+    uv_timer_t timer;             /* connect timeout, then the deferred on_close */
+    struct ws_resolve *resolving; /* client: the host name lookup in flight */
     struct ob__scratch *scratch;
     int code;
     char reason[124];

@@ -475,6 +475,39 @@ static void test_server_abort(void **state)
     assert_closed(&f, 1006, NULL, NULL);
 }
 
+/* A host name is resolved off the loop (lws 4.1 would block in
+ * getaddrinfo); the handshake then carries the name. */
+static void test_connect_by_name(void **state)
+{
+    struct fx f;
+
+    (void)state;
+    fx_init(&f, SC_CLIENT_CLOSE, true);
+    snprintf(f.url, sizeof(f.url), "ws://localhost:%d/ws?token=xyz&v=10",
+             ob_http_server_port(f.srv));
+    connect_and_run(&f, NULL);
+    assert_int_equal(f.cli.opens, 1);
+    assert_string_equal(f.query, "token=xyz&v=10");
+    assert_closed(&f, 4001, NULL, NULL);
+}
+
+/* Closed while its name is being looked up: one on_close, nothing after. */
+static void test_close_while_resolving(void **state)
+{
+    struct fx f;
+
+    (void)state;
+    fx_init(&f, SC_ECHO, false);
+    snprintf(f.url, sizeof(f.url), "ws://localhost:1/ws");
+    fx_connect(&f, NULL);
+    ob_ws_close(f.client, 1000, "changed my mind");
+    assert_int_equal(f.cli.closes, 0);
+    fx_run(&f);
+    assert_int_equal(f.cli.opens, 0);
+    assert_int_equal(f.cli.closes, 1);
+    assert_int_equal(f.cli.code, 1006);
+}
+
 static void test_connect_refused(void **state)
 {
     struct fx f;
@@ -728,6 +761,8 @@ int main(void)
         cmocka_unit_test(test_server_close_code),
         cmocka_unit_test(test_server_abort),
         cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_connect_by_name),
+        cmocka_unit_test(test_close_while_resolving),
         cmocka_unit_test(test_unknown_path),
         cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_ping_pong),
