@@ -25,6 +25,7 @@
 #include <strings.h>
 
 #include "http_dns.h"
+#include "http_url.h"
 #include "http_proxy.h"
 #include "lws_int.h"
 #include "opsbot/err.h"
@@ -36,7 +37,7 @@
 #define DEFAULT_MAX_RESPONSE (4u * 1024 * 1024)
 #define MAX_HEADER_BYTES (64u * 1024)
 #define MAX_METHOD_LEN 16
-#define MAX_HOST 256
+#define MAX_HOST OB__URL_MAX_HOST
 #define MAX_PATH 8192
 #define BODY_CHUNK 4096
 #define RX_CHUNK 4096
@@ -143,76 +144,9 @@ struct ob_http_call {
     uint64_t start_ns;
 };
 
-struct url {
-    bool tls;
-    char host[MAX_HOST]; /* without brackets */
-    char hosthdr[MAX_HOST + 8];
-    int port;
-    const char *path; /* into the URL: "/..." or "?..." or "" */
-    size_t path_len;
-};
-
 static void call_timer_cb(uv_timer_t *t);
 
 /* ---- URLs ------------------------------------------------------------- */
-
-static int parse_url(const char *u, struct url *out)
-{
-    const char *a, *end, *hs, *he, *colon = NULL;
-    size_t n;
-
-    memset(out, 0, sizeof(*out));
-    for (const char *p = u; *p; p++)
-        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
-            return OB_EINVAL; /* nothing that could split the request line */
-    if (strncasecmp(u, "http://", 7) == 0) {
-        a = u + 7;
-    } else if (strncasecmp(u, "https://", 8) == 0) {
-        a = u + 8;
-        out->tls = true;
-    } else {
-        return OB_EINVAL;
-    }
-    end = a + strcspn(a, "/?#");
-    if (memchr(a, '@', (size_t)(end - a)))
-        return OB_EINVAL; /* no credentials in URLs */
-    if (*a == '[') {
-        hs = a + 1;
-        he = memchr(hs, ']', (size_t)(end - hs));
-        if (!he)
-            return OB_EINVAL;
-        if (he + 1 < end) {
-            if (he[1] != ':')
-                return OB_EINVAL;
-            colon = he + 1;
-        }
-    } else {
-        hs = a;
-        colon = memchr(a, ':', (size_t)(end - a));
-        he = colon ? colon : end;
-    }
-    n = (size_t)(he - hs);
-    if (!n || n >= sizeof(out->host))
-        return OB_EINVAL;
-    memcpy(out->host, hs, n);
-    out->host[n] = '\0';
-    out->port = out->tls ? 443 : 80;
-    if (colon && colon + 1 < end) {
-        char *pe;
-        long p = strtol(colon + 1, &pe, 10);
-
-        if (pe != end || p <= 0 || p > 65535)
-            return OB_EINVAL;
-        out->port = (int)p;
-    }
-    if (out->port == (out->tls ? 443 : 80))
-        snprintf(out->hosthdr, sizeof(out->hosthdr), "%.*s", (int)(he - a + (*a == '[')), a);
-    else
-        snprintf(out->hosthdr, sizeof(out->hosthdr), "%.*s", (int)(end - a), a);
-    out->path = end;
-    out->path_len = strcspn(end, "#");
-    return 0;
-}
 
 /* ---- vhosts and endpoints -------------------------------------------- */
 
@@ -777,7 +711,8 @@ static int build_headers(struct ob_http_call *c, const struct ob_http_req *req)
     return 0;
 }
 
-static int call_setup(struct ob_http_call *c, const struct ob_http_req *req, const struct url *u)
+static int call_setup(struct ob_http_call *c, const struct ob_http_req *req,
+                      const struct ob__url *u)
 {
     if (u->path_len > MAX_PATH)
         return OB_E2BIG;
@@ -915,7 +850,7 @@ int ob_http_request(struct ob_http *h, const struct ob_http_req *req, ob_http_cb
     struct ob_http_call *c;
     struct lws_vhost *vh;
     const char *proxy;
-    struct url u;
+    struct ob__url u;
     int rc;
 
     if (call_out)
@@ -926,7 +861,7 @@ int ob_http_request(struct ob_http *h, const struct ob_http_req *req, ob_http_cb
         return OB_EINVAL;
     if (req->body_len && !req->body)
         return OB_EINVAL;
-    if (parse_url(req->url, &u))
+    if (ob__url_parse(req->url, &u))
         return OB_EINVAL;
     /* the TLS files only matter (and are only loaded) for https */
     proxy = ob__proxy_for(&h->proxy, u.tls, u.host, u.port);

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "../../src/http_url.h"
 #include "connect_proxy.h"
 #include "opsbot/err.h"
 #include "opsbot/http.h"
@@ -1005,6 +1006,55 @@ static void test_proxy_env(void **state)
     assert_int_equal(P.tunnels_total, 1); /* no_proxy: the second went direct */
 }
 
+/* The URL parser (fuzz_http_url's findings are the first two cases). */
+static void test_url_parse(void **state)
+{
+    struct ob__url u;
+    char big[400];
+
+    (void)state;
+    /* a zero-padded port: Host says the port as a number, never cut */
+    snprintf(big, sizeof(big), "http://h:%0300d/x", 8080);
+    assert_int_equal(ob__url_parse(big, &u), 0);
+    assert_int_equal(u.port, 8080);
+    assert_string_equal(u.hosthdr, "h:8080");
+    /* a bracket inside a name is not a host */
+    assert_int_equal(ob__url_parse("https://E[x:443/", &u), OB_EINVAL);
+
+    assert_int_equal(ob__url_parse("HTTPS://Example.com:443/a?b=1#frag", &u), 0);
+    assert_true(u.tls);
+    assert_string_equal(u.host, "Example.com");
+    assert_string_equal(u.hosthdr, "Example.com");
+    assert_int_equal((int)u.path_len, 6);
+    assert_memory_equal(u.path, "/a?b=1", 6);
+    assert_int_equal(ob__url_parse("http://[fe80::1%25eth0]:81", &u), 0);
+    assert_string_equal(u.host, "fe80::1%25eth0");
+    assert_string_equal(u.hosthdr, "[fe80::1%25eth0]:81");
+    assert_int_equal((int)u.path_len, 0);
+    static const char *const bad[] = {
+        "http://h:+80/",
+        "http://h: 80/",
+        "http://h:0/",
+        "http://h:65536/",
+        "http://h\r\n/",
+        "http://u:p@h/",
+        "http://b\xc3\xbc"
+        "cher.example/",
+        "ftp://h/",
+        "http://[::1/",
+        "http://[::1]x/",
+        "http:///x",
+        "http://[g::1]/",
+        "http://h/a b",
+        "http://h:80:81/",
+        NULL,
+    };
+    for (size_t i = 0; bad[i]; i++) {
+        if (ob__url_parse(bad[i], &u) != OB_EINVAL)
+            fail_msg("accepted: %s", bad[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1021,6 +1071,7 @@ int main(void)
         cmocka_unit_test(test_late_reply_to_gone_client),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_escape),
+        cmocka_unit_test(test_url_parse),
         cmocka_unit_test(test_listen_parse),
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_query_as_sent),
