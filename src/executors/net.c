@@ -305,6 +305,19 @@ void ob__check_err(struct ob__check *c, const cJSON *node, const char *key, cons
     c->nerr++;
 }
 
+/* "scheme://user:pass@host/…": the HTTP client refuses such URLs. */
+static bool url_has_userinfo(const char *url)
+{
+    const char *a = strstr(url, "://");
+    size_t n;
+
+    if (!a)
+        return false;
+    a += 3;
+    n = strcspn(a, "/?#");
+    return memchr(a, '@', n) != NULL;
+}
+
 /* ---- load-time check of the shared keys -------------------------------- */
 
 static const char *const common_keys[] = {"type", "timeout", "dry_run", NULL};
@@ -476,6 +489,11 @@ int ob__net_check_binding(const struct ob_config *cfg, const struct ob_action *a
         } else if (strncmp(it->valuestring, "http://", 7) &&
                    strncmp(it->valuestring, "https://", 8)) {
             ob__check_err(&c, it, "url", "'%s' is not an http:// or https:// URL", it->valuestring);
+        } else if (url_has_userinfo(it->valuestring)) {
+            /* not echoed: the value holds a password */
+            ob__check_err(&c, it, "url",
+                          "credentials in the URL are not sent; use auth: {basic: {user: …, "
+                          "password: …}}");
         } else if (ob__tmpl_check(it->valuestring, a, why, sizeof(why))) {
             ob__check_err(&c, it, "url", "%s", why);
         }

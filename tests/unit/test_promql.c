@@ -331,6 +331,17 @@ static void test_check_prometheus(void **state)
     expect_diag(&d, "timeout: not a duration");
     ob_diag_release(&d);
 
+    /* a password in the URL is refused, and not repeated in the message */
+    ob_diag_init(&d);
+    assert_int_equal(check_binding("{\"type\":\"prometheus\",\"url\":\"https://u:s3cret@p:9090\","
+                                   "\"query\":\"up\"}",
+                                   &d),
+                     OB_ECONFIG);
+    expect_diag(&d, "executor: url: credentials in the URL are not sent; use auth: {basic:");
+    for (size_t i = 0; i < d.n; i++)
+        assert_null(strstr(d.lines[i], "s3cret"));
+    ob_diag_release(&d);
+
     ob_diag_init(&d);
     assert_int_equal(check_binding("{\"type\":\"prometheus\",\"url\":\"http://p\",\"queries\":"
                                    "{\"latency\":\"x\",\"p50\":\"y\"}}",
