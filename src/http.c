@@ -791,9 +791,7 @@ static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
     struct ob_http_call *c = r->c;
     char addr[64] = "", msg[sizeof(c->errmsg)];
 
-    if (status == 0)
-        ob__dns_pick(ai, addr, sizeof(addr));
-    uv_freeaddrinfo(ai);
+    ob__dns_take(status, ai, addr, sizeof(addr));
     free(r);
     if (!c)
         return; /* the call is gone */
@@ -813,7 +811,6 @@ static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
 /* Connects by name: from the cache, or after an asynchronous lookup. */
 static void call_start(struct ob_http_call *c, bool proxied)
 {
-    struct addrinfo hints;
     const char *addr;
     struct resolve *r;
 
@@ -831,12 +828,9 @@ static void call_start(struct ob_http_call *c, bool proxied)
         call_finish(c, OB_ENOMEM, NULL);
         return;
     }
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
     r->c = c;
     r->req.data = r;
-    if (uv_getaddrinfo(c->h->loop, &r->req, resolved, c->host, NULL, &hints) != 0) {
+    if (ob__dns_resolve(c->h->loop, &r->req, resolved, c->host) != 0) {
         free(r);
         call_finish(c, OB_EHTTP, "cannot resolve the host name");
         return;

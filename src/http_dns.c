@@ -3,26 +3,35 @@
 #include <string.h>
 #include <strings.h>
 
-#include <uv.h>
-
 #include "http_dns.h"
 #include "opsbot/util.h"
 
-void ob__dns_pick(const struct addrinfo *ai, char *out, size_t len)
+int ob__dns_resolve(uv_loop_t *loop, uv_getaddrinfo_t *req, uv_getaddrinfo_cb cb, const char *host)
 {
-    const struct addrinfo *v6 = NULL;
+    struct addrinfo hints;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    return uv_getaddrinfo(loop, req, cb, host, NULL, &hints);
+}
+
+void ob__dns_take(int status, struct addrinfo *ai, char *out, size_t len)
+{
+    const struct addrinfo *v6 = NULL, *p;
 
     out[0] = '\0';
-    for (; ai; ai = ai->ai_next) {
-        if (ai->ai_family == AF_INET) {
-            uv_ip4_name((const struct sockaddr_in *)ai->ai_addr, out, len);
-            return;
+    for (p = status ? NULL : ai; p; p = p->ai_next) {
+        if (p->ai_family == AF_INET) {
+            uv_ip4_name((const struct sockaddr_in *)p->ai_addr, out, len);
+            break;
         }
-        if (ai->ai_family == AF_INET6 && !v6)
-            v6 = ai;
+        if (p->ai_family == AF_INET6 && !v6)
+            v6 = p;
     }
-    if (v6)
+    if (!out[0] && v6)
         uv_ip6_name((const struct sockaddr_in6 *)v6->ai_addr, out, len);
+    uv_freeaddrinfo(ai);
 }
 
 bool ob__dns_numeric(const char *host)

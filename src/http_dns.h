@@ -26,11 +26,14 @@ struct ob__dns_cache {
     size_t n, next;
 };
 
-struct addrinfo;
+#include <uv.h>
 
-/* The first IPv4 address of ai, else the first IPv6 one, as text into out
- * ("" when none): lws connects to one address only. */
-void ob__dns_pick(const struct addrinfo *ai, char *out, size_t len);
+/* Starts resolving host for a TCP connection on libuv's thread pool. */
+int ob__dns_resolve(uv_loop_t *loop, uv_getaddrinfo_t *req, uv_getaddrinfo_cb cb, const char *host);
+/* In cb: the first IPv4 address, else the first IPv6 one, as text into out
+ * ("" when none or status says so: lws connects to one address only); ai is
+ * freed. */
+void ob__dns_take(int status, struct addrinfo *ai, char *out, size_t len);
 /* True when host is a numeric IPv4 or IPv6 address (nothing to resolve). */
 bool ob__dns_numeric(const char *host);
 /* The cached address of host at now_ms, or NULL. */

@@ -870,9 +870,7 @@ static void ws_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
     struct ob_ws *ws = r->ws;
     char addr[64] = "", why[sizeof(ws->reason)];
 
-    if (status == 0)
-        ob__dns_pick(ai, addr, sizeof(addr));
-    uv_freeaddrinfo(ai);
+    ob__dns_take(status, ai, addr, sizeof(addr));
     if (ws) {
         ws->resolving = NULL;
         if (!addr[0]) {
@@ -892,7 +890,6 @@ static void ws_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
  * certificate check keep the name). */
 static int ws_resolve(struct ob_ws *ws, const struct ws_target *t)
 {
-    struct addrinfo hints;
     struct ws_resolve *r;
     int rc;
 
@@ -906,10 +903,7 @@ static int ws_resolve(struct ob_ws *ws, const struct ws_target *t)
     r->ws = ws;
     r->t = *t;
     r->req.data = r;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    rc = uv_getaddrinfo(ws->l->loop, &r->req, ws_resolved, t->name, NULL, &hints);
+    rc = ob__dns_resolve(ws->l->loop, &r->req, ws_resolved, t->name);
     if (rc) {
         free(r);
         return rc;

@@ -713,6 +713,17 @@ static void seq_next(struct seq *s)
     assert_int_equal(ob_http_request(s->http, &req, seq_cb, s, NULL), 0);
 }
 
+/* n requests to base, one after the other, until the fixture is done. */
+static void seq_run(struct seq *s, struct fx *f, const char *base, int n)
+{
+    s->f = f;
+    s->http = f->http;
+    s->base = base;
+    s->n = n;
+    seq_next(s);
+    fx_run(f);
+}
+
 /* N sequential requests to one host:port: a relay in front of the server
  * counts the TCP connections the client opens. */
 static void test_sequential_reuse(void **state)
@@ -726,13 +737,8 @@ static void test_sequential_reuse(void **state)
     fx_init(&f, 0);
     assert_int_equal(connect_proxy_new(&relay, &f.loop, ob_http_server_port(f.srv)), 0);
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", connect_proxy_port(relay));
-    s.f = &f;
-    s.http = f.http;
-    s.base = base;
     s.relay = relay;
-    s.n = 6;
-    seq_next(&s);
-    fx_run(&f);
+    seq_run(&s, &f, base, 6);
     assert_int_equal(s.ok, 6);
     assert_int_equal(f.nreq, 6);
     /* libwebsockets 4.1 gives no reuse (docs/TRANSPORT.md): one connection
@@ -751,12 +757,7 @@ static void test_host_name(void **state)
     (void)state;
     fx_init(&f, 0);
     snprintf(base, sizeof(base), "http://localhost:%d", ob_http_server_port(f.srv));
-    s.f = &f;
-    s.http = f.http;
-    s.base = base;
-    s.n = 2;
-    seq_next(&s);
-    fx_run(&f);
+    seq_run(&s, &f, base, 2);
     assert_int_equal(s.ok, 2);
     assert_int_equal(f.nreq, 2);
 }
