@@ -310,11 +310,11 @@ int ob_audit_append(struct ob_store *s, const struct ob_audit_entry *e, int64_t 
             goto out;
         }
     }
-    /* One statement per record: a failed INSERT undoes itself, and the
-     * chain's tip is then read again from the database. */
+    /* One statement per record: a failed INSERT undoes itself and leaves
+     * the tip where the records before it (in this transaction too) put
+     * it; a transaction SQLite rolled back whole is noticed by the next
+     * ob_store_begin, which drops the tip. */
     err = append_locked(s, &f, id_out, hash_out);
-    if (err)
-        ob_store_tip_forget(s);
 out:
     for (int i = 0; i < 7; i++)
         free(owned[i]);

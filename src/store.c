@@ -374,11 +374,6 @@ void ob_store_tip_advance(struct ob_store *s, int64_t last_id, const char *hash)
     ob_strlcpy(s->tip.hash, hash, sizeof(s->tip.hash));
 }
 
-void ob_store_tip_forget(struct ob_store *s)
-{
-    s->tip.held = s->tip.dirty = false;
-}
-
 const char *ob_store_error(const struct ob_store *s)
 {
     return s ? s->error : "";

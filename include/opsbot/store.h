@@ -94,7 +94,5 @@ void *ob_store_stmt(struct ob_store *s, const char *sql);
 int ob_store_tip(struct ob_store *s, bool for_write, int64_t *last_id, char hash[OB_STORE_TIP_HEX]);
 /* Record last_id with hash was inserted in the open transaction. */
 void ob_store_tip_advance(struct ob_store *s, int64_t last_id, const char *hash);
-/* An append failed half-way: the next one reads the tip from the database. */
-void ob_store_tip_forget(struct ob_store *s);
 
 #endif

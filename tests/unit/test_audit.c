@@ -283,6 +283,27 @@ static void test_append_atomic(void **state)
     assert_int_equal(ob_audit_verify(s, &count, NULL, NULL, 0), 0);
     assert_int_equal(count, 4);
 
+    /* A failed insert after others in the same transaction: the records
+     * before it stay, and so does the tip they moved (the head written at
+     * COMMIT covers them). */
+    assert_int_equal(ob_store_flush(s), 0);
+    assert_int_equal(ob_audit_append(s, &e, T0, NULL, NULL), 0); /* #5 */
+    exec(s, "CREATE TRIGGER no_insert2 BEFORE INSERT ON audit WHEN NEW.step = 'x' BEGIN "
+            "SELECT RAISE(ABORT, 'audit frozen'); END;");
+    {
+        struct ob_audit_entry x = {.request_id = "r", .step = "x"};
+
+        assert_int_equal(ob_audit_append(s, &x, T0, NULL, NULL), OB_ESTORE);
+    }
+    assert_int_equal(ob_audit_append(s, &e, T0, NULL, NULL), 0); /* #6 */
+    assert_int_equal(ob_store_flush(s), 0);
+    exec(s, "DROP TRIGGER no_insert2");
+    assert_int_equal(db_int(s, "SELECT last_id FROM audit_head"), 6);
+    assert_int_equal(ob_audit_verify(s, &count, NULL, NULL, 0), 0);
+    assert_int_equal(count, 6);
+    exec(s, "DELETE FROM audit WHERE id > 4; UPDATE audit_head SET last_id = 4, hash = "
+            "(SELECT hash FROM audit WHERE id = 4)");
+
     /* The head row is written once, at COMMIT, with the records it covers:
      * when that write fails, nothing of the batch becomes durable. */
     assert_int_equal(ob_store_flush(s), 0);
