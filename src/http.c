@@ -85,7 +85,6 @@ struct ob_http {
     uv_loop_t *loop;
     struct ob_lws *lws;
     bool own_lws;
-    bool lws_env_proxy; /* $http_proxy was set: lws proxies its vhosts */
     bool freeing;
     struct ob__proxy_env proxy;
     struct httpc_vh *vhosts;
@@ -194,14 +193,16 @@ static int vh_create(struct ob_http *h, struct httpc_vh *v)
     info.client_ssl_ca_filepath = v->ca;
     info.client_ssl_cert_filepath = v->cert;
     info.client_ssl_private_key_filepath = v->key;
+    /* not $http_proxy, which lws would read itself (for every scheme,
+     * without no_proxy) */
+    info.http_proxy_address = v->proxy ? v->proxy : ":0";
     v->vh = lws_create_vhost(h->lws->ctx, &info);
     if (!v->vh) {
         ob_error("http", "cannot create a client vhost (TLS files?)");
         return OB_EHTTP;
     }
-    /* lws reads $http_proxy itself when it creates a vhost, for every
-     * scheme and without no_proxy: set the proxy we chose, or none
-     * (port 0 turns its proxying off). */
+    /* the proxy we chose, or none (port 0 turns lws's proxying off); set
+     * again to hear whether lws took it */
     if (lws_set_proxy(v->vh, v->proxy ? v->proxy : ":0") != 0) {
         char shown[128];
 
@@ -220,9 +221,9 @@ static struct lws_vhost *vh_get(struct ob_http *h, const struct ob_http_req *tls
     struct httpc_vh *v;
     bool oom = false;
 
-    /* The plain case shares the context's websocket client vhost (one
-     * client SSL_CTX per context) unless lws gave that one $http_proxy. */
-    if (!proxy && !req->ca_file && !req->cert_file && !req->key_file && !h->lws_env_proxy)
+    /* The plain case shares the context's direct client vhost (one client
+     * SSL_CTX per context; src/lws.c keeps lws's own $http_proxy off it). */
+    if (!proxy && !req->ca_file && !req->cert_file && !req->key_file)
         return h->lws->client_vh;
     for (v = h->vhosts; v; v = v->next)
         if (same(v->proxy, proxy) && same(v->ca, req->ca_file) && same(v->cert, req->cert_file) &&
@@ -927,7 +928,6 @@ static int http_alloc(struct ob_http **out, uv_loop_t *loop)
     if (!h)
         return OB_ENOMEM;
     h->loop = loop;
-    h->lws_env_proxy = getenv("http_proxy") && *getenv("http_proxy");
     rc = ob__proxy_env_load(&h->proxy);
     if (!rc)
         rc = uv_timer_init(loop, &h->later);

@@ -1,7 +1,8 @@
-/* Private to src/http.c: the proxy settings of the environment
+/* Private to src/http.c and src/lws.c: the proxy settings of the environment
  * (https_proxy, http_proxy, no_proxy and their upper-case forms), read once
- * per client. Proxy strings are "[user:pass@]host:port" as lws_set_proxy
- * takes them; they may carry credentials and are never logged whole. */
+ * per client (and per lws context, for the websocket clients). Proxy strings are
+ * "[user:pass@]host:port" as lws_set_proxy takes them; they may carry credentials and are never
+ * logged whole. */
 #ifndef OPSBOT_HTTP_PROXY_H
 #define OPSBOT_HTTP_PROXY_H
 

@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "http_dns.h"
+#include "http_proxy.h"
 #include "lws_int.h"
 #include "opsbot/err.h"
 #include "opsbot/log.h"
@@ -187,7 +188,9 @@ struct ws_target {
     int port;
     bool tls, insecure;
     char path[MAX_URL + 1];
-    char host[300]; /* Host: name[:port]; also SNI and the certificate check */
+    char host[300];       /* Host: name[:port]; also SNI and the certificate check */
+    struct lws_vhost *vh; /* the client vhost: direct, or the proxy's */
+    bool proxied;         /* the proxy resolves the name */
 };
 
 /* A lookup in flight; ws is NULL once the connection is gone. */
@@ -751,6 +754,10 @@ int ob_lws_new(struct ob_lws **out, uv_loop_t *loop)
     info.vhost_name = CLIENT_VHOST;
     /* the trust store comes from trust_os_store() */
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
+    /* direct: lws would take $http_proxy itself (for every scheme, without
+     * no_proxy, and log a malformed value whole); proxies are chosen per
+     * connection (ws_vhost) */
+    info.http_proxy_address = ":0";
     l->client_vh = lws_create_vhost(l->ctx, &info);
     if (!l->client_vh) {
         ob_error("lws", "cannot create the client vhost");
@@ -803,6 +810,18 @@ void ob_lws_free(struct ob_lws *l)
         ob__ws_detach(l->conns);
     ob__srv_release_all(l);
     lws_context_destroy(l->ctx); /* first call: closes every wsi and lws's handles */
+    while (l->proxy_vhs) {       /* the vhosts go with the context */
+        struct ob__ws_proxy_vh *v = l->proxy_vhs;
+
+        l->proxy_vhs = v->next;
+        free(v->proxy);
+        free(v);
+    }
+    if (l->proxy) {
+        ob__proxy_env_free(l->proxy);
+        free(l->proxy);
+        l->proxy = NULL;
+    }
     uv_timer_start(&l->reap, reap_cb, 1, 1);
 }
 
@@ -833,6 +852,57 @@ static int copy_headers(struct ob_ws *ws, const char *const *headers)
     return 0;
 }
 
+/* The client vhost for a connection to t: the direct one, or one per proxy
+ * (made on first use; an HTTP CONNECT tunnel, lws_set_proxy). */
+static struct lws_vhost *ws_vhost(struct ob_lws *l, const struct ws_target *t, bool *proxied)
+{
+    static unsigned serial;
+    struct lws_context_creation_info info;
+    struct ob__ws_proxy_vh *v;
+    const char *proxy;
+    char shown[128];
+
+    if (!l->proxy) { /* the environment, read at the first connection */
+        l->proxy = calloc(1, sizeof(*l->proxy));
+        if (!l->proxy || ob__proxy_env_load(l->proxy)) {
+            free(l->proxy);
+            l->proxy = NULL;
+            return NULL;
+        }
+    }
+    proxy = ob__proxy_for(l->proxy, t->tls, t->name, t->port);
+    *proxied = proxy != NULL;
+    if (!proxy)
+        return l->client_vh;
+    for (v = l->proxy_vhs; v; v = v->next)
+        if (!strcmp(v->proxy, proxy))
+            return v->vh;
+    v = calloc(1, sizeof(*v));
+    if (!v || !(v->proxy = strdup(proxy))) {
+        free(v);
+        return NULL;
+    }
+    snprintf(v->name, sizeof(v->name), "%sws-%u", OB__VHOST_OS_TRUST, ++serial);
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = ob__lws_protocols;
+    info.vhost_name = v->name;
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
+    info.http_proxy_address = v->proxy;
+    v->vh = lws_create_vhost(l->ctx, &info);
+    ob__proxy_display(proxy, shown, sizeof(shown));
+    if (!v->vh) {
+        ob_error("ws", "cannot use the proxy %s", shown);
+        free(v->proxy);
+        free(v);
+        return NULL;
+    }
+    ob_info("ws", "using the proxy %s from the environment", shown);
+    v->next = l->proxy_vhs;
+    l->proxy_vhs = v;
+    return v->vh;
+}
+
 /* The connection starts to address (numeric). */
 static void ws_dial(struct ob_ws *ws, const struct ws_target *t, const char *address)
 {
@@ -841,7 +911,7 @@ static void ws_dial(struct ob_ws *ws, const struct ws_target *t, const char *add
 
     memset(&ci, 0, sizeof(ci));
     ci.context = ws->l->ctx;
-    ci.vhost = ws->l->client_vh;
+    ci.vhost = t->vh;
     ci.address = address;
     ci.port = t->port;
     ci.path = t->path;
@@ -893,8 +963,8 @@ static int ws_resolve(struct ob_ws *ws, const struct ws_target *t)
     struct ws_resolve *r;
     int rc;
 
-    if (ob__dns_numeric(t->name)) {
-        ws_dial(ws, t, t->name);
+    if (t->proxied || ob__dns_numeric(t->name)) {
+        ws_dial(ws, t, t->name); /* a proxy resolves the name itself */
         return 0;
     }
     r = calloc(1, sizeof(*r));
@@ -951,6 +1021,11 @@ int ob_ws_connect(struct ob_lws *l, const char *url, const struct ob_ws_opts *op
     if (rc) {
         ob__ws_detach(ws);
         return rc;
+    }
+    t.vh = ws_vhost(l, &t, &t.proxied);
+    if (!t.vh) {
+        ob__ws_detach(ws);
+        return OB_EWS;
     }
     if (t.tls && t.insecure)
         ob_warn("ws", "TLS verification is disabled for %s (insecure)", t.host);

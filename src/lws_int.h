@@ -12,7 +12,7 @@
 
 /* Client vhosts whose name starts so get the system's trust store from
  * src/lws.c (trust_os_store), as the context's own client vhost does. */
-#define OB__VHOST_OS_TRUST "opsbot-httpc-os-"
+#define OB__VHOST_OS_TRUST "opsbot-ostrust-"
 
 /* What a wsi's opaque user data points at. */
 enum ob__lws_kind { OB__KIND_WS = 1, OB__KIND_EXCHANGE, OB__KIND_HTTPC };
@@ -36,6 +36,17 @@ struct ob_lws {
     size_t nstatics;
     unsigned reap_ticks;
     bool freeing;
+    /* websocket clients behind a proxy (the environment's as the HTTP
+     * client reads it, read at the first connection): a vhost per proxy */
+    struct ob__proxy_env *proxy;
+    struct ob__ws_proxy_vh *proxy_vhs;
+};
+
+struct ob__ws_proxy_vh {
+    struct ob__ws_proxy_vh *next;
+    char *proxy; /* "[user:pass@]host:port" */
+    struct lws_vhost *vh;
+    char name[40]; /* lws keeps the pointer */
 };
 
 struct ob_ws {

@@ -10,11 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "connect_proxy.h"
 #include "opsbot/err.h"
 #include "opsbot/util.h"
 #include "opsbot/ws.h"
@@ -43,6 +45,7 @@ struct side {
 };
 
 struct fx {
+    struct connect_proxy *px; /* test_proxy: freed at teardown */
     uv_loop_t loop;
     struct ob_lws *lws;
     struct ob_http_server *srv;
@@ -64,6 +67,8 @@ static void teardown_now(struct fx *f)
     if (f->torn_down)
         return;
     f->torn_down = true;
+    connect_proxy_free(f->px); /* NULL-safe */
+    f->px = NULL;
     ob_lws_free(f->lws);
     uv_close((uv_handle_t *)&f->watchdog, NULL);
     uv_close((uv_handle_t *)&f->stopper, NULL);
@@ -750,6 +755,55 @@ static void test_wss_system_trust(void **state)
     remove_dir(dir);
 }
 
+/* The proxy environment holds for websockets as for HTTP: a connection
+ * goes through the CONNECT proxy that http_proxy names (read at the first
+ * connection), with its credentials, and no_proxy sends one direct. */
+static void test_proxy(void **state)
+{
+    static const char *const names[] = {"http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"};
+    char *saved[4], env[96], target[32];
+    struct fx f;
+
+    (void)state;
+    for (int i = 0; i < 4; i++) {
+        saved[i] = getenv(names[i]) ? strdup(getenv(names[i])) : NULL;
+        unsetenv(names[i]);
+    }
+    for (int direct = 0; direct < 2; direct++) {
+        unsigned tunnels;
+
+        fx_init(&f, SC_CLIENT_CLOSE, true);
+        assert_int_equal(connect_proxy_new(&f.px, &f.loop, 0), 0);
+        snprintf(env, sizeof(env), "http://u:p%%40ss@127.0.0.1:%d", connect_proxy_port(f.px));
+        setenv("http_proxy", env, 1);
+        if (direct)
+            setenv("no_proxy", "localhost,127.0.0.1", 1);
+        snprintf(target, sizeof(target), "127.0.0.1:%d", ob_http_server_port(f.srv));
+        fx_connect(&f, NULL);
+        uv_run(&f.loop, UV_RUN_NOWAIT);
+        /* counted before the teardown frees the proxy */
+        while (!f.cli.opens && !f.cli.closes)
+            uv_run(&f.loop, UV_RUN_ONCE);
+        tunnels = connect_proxy_tunnels(f.px);
+        if (!direct) {
+            assert_string_equal(connect_proxy_last_target(f.px), target);
+            /* u:p@ss (lws writes the scheme in lower case) */
+            assert_int_equal(strcasecmp(connect_proxy_last_auth(f.px), "Basic dTpwQHNz"), 0);
+        }
+        fx_run(&f);
+        assert_int_equal(f.cli.opens, 1);
+        assert_closed(&f, 4001, NULL, NULL);
+        assert_int_equal(tunnels, direct ? 0 : 1);
+    }
+    for (int i = 0; i < 4; i++) {
+        if (saved[i])
+            setenv(names[i], saved[i], 1);
+        else
+            unsetenv(names[i]);
+        free(saved[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -763,6 +817,7 @@ int main(void)
         cmocka_unit_test(test_connect_refused),
         cmocka_unit_test(test_connect_by_name),
         cmocka_unit_test(test_close_while_resolving),
+        cmocka_unit_test(test_proxy),
         cmocka_unit_test(test_unknown_path),
         cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_ping_pong),
