@@ -121,12 +121,21 @@ static void start_round(struct ob_store *s)
     s->fsync_busy = true;
 }
 
+static void queue_ckpt(struct ob_store *s);
+
 int ob_store_sync(struct ob_store *s, ob_store_sync_cb cb, void *data)
 {
     struct sync_waiter *w, **tail;
 
     if (!s || !s->loop || s->released)
         return OB_EINVAL;
+    /* Quiet (no waiter): the pages no checkpoint covered yet are copied
+     * too. SQLite starts the WAL over only when a checkpoint has copied
+     * all of it, which while commits keep coming never happens; with this
+     * the next commit after a quiet second starts it over (and cuts the
+     * file back to journal_size_limit). */
+    if (!cb && s->wal_pages > s->ckpt_at)
+        queue_ckpt(s);
     if (!cb && (!s->dirty || s->next_round))
         return 0; /* nothing new, or a round that begins later is coming */
     w = ob_xcalloc(1, sizeof(*w));
@@ -194,6 +203,18 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
+/* A checkpoint of everything committed so far, unless one is running. */
+static void queue_ckpt(struct ob_store *s)
+{
+    if (s->ckpt_busy)
+        return;
+    s->ckpt_at = s->wal_pages;
+    s->ckpt_req.data = s;
+    s->ckpt_rc = SQLITE_OK;
+    if (uv_queue_work(s->loop, &s->ckpt_req, ckpt_work, ckpt_done) == 0)
+        s->ckpt_busy = true;
+}
+
 void ob__store_committed(struct ob_store *s)
 {
     if (!s->loop)
@@ -201,13 +222,8 @@ void ob__store_committed(struct ob_store *s)
     s->dirty = true;
     if (s->wal_pages < s->ckpt_at)
         s->ckpt_at = 0; /* the WAL restarted from its beginning */
-    if (s->wal_pages - s->ckpt_at >= CKPT_PAGES && !s->ckpt_busy) {
-        s->ckpt_at = s->wal_pages;
-        s->ckpt_req.data = s;
-        s->ckpt_rc = SQLITE_OK;
-        if (uv_queue_work(s->loop, &s->ckpt_req, ckpt_work, ckpt_done) == 0)
-            s->ckpt_busy = true;
-    }
+    if (s->wal_pages - s->ckpt_at >= CKPT_PAGES)
+        queue_ckpt(s);
 }
 
 /* ---- attaching ------------------------------------------------------------------ */

@@ -13,8 +13,9 @@
  *
  * usage: opsbot-bench OPSBOT_BINARY SOURCE_ROOT OUT_DIR [quick]
  * writes OUT_DIR/results.json and OUT_DIR/RESULTS.md (the table, then
- * OUT_DIR/notes.md appended), and OUT_DIR/idle-mappings.txt: the idle RSS
- * per mapped file, largest first. */
+ * OUT_DIR/notes.md appended), and OUT_DIR/idle-mappings.txt and
+ * after-load-mappings.txt: the RSS per mapped file, largest first, idle
+ * after start and after the load. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -941,6 +942,8 @@ int main(int argc, char **argv)
     }
     run_until(never, 2000000000LL); /* opsbot trims its heap after 1 s of quiet */
     after = mem_now(B.pid);
+    snprintf(cmd, sizeof(cmd), "%s/after-load-mappings.txt", argv[3]);
+    write_smaps_breakdown(B.pid, cmd);
     hwm = status_kb(B.pid, "VmHWM");
     cpu_all = proc_cpu_s(B.pid);
     fprintf(stderr,
