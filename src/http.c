@@ -100,17 +100,11 @@ struct ob_http {
 
 enum call_state { ST_RUNNING, ST_DONE, ST_CANCELLED };
 
-/* A name being resolved; outlives its call if need be (c = NULL then). */
-struct resolve {
-    uv_getaddrinfo_t req;
-    struct ob_http_call *c;
-};
-
 struct ob_http_call {
     enum ob__lws_kind kind; /* first member: OB__KIND_HTTPC */
     struct ob_http *h;
     struct lws *wsi;
-    struct resolve *res; /* while the host name is being resolved */
+    struct ob__dns_req *res; /* while the host name is being resolved */
     struct lws_vhost *vh;
     char method[MAX_METHOD_LEN + 1];
     char *path; /* "/..." with the query */
@@ -302,11 +296,8 @@ static void call_unlink(struct ob_http_call *c)
  * nothing. */
 static void call_detach(struct ob_http_call *c)
 {
-    if (c->res) {
-        c->res->c = NULL;
-        uv_cancel((uv_req_t *)&c->res->req);
-        c->res = NULL;
-    }
+    ob__dns_drop(c->res);
+    c->res = NULL;
     if (c->wsi) {
         lws_set_opaque_user_data(c->wsi, NULL);
         c->wsi = NULL;
@@ -786,23 +777,15 @@ static void call_connect(struct ob_http_call *c, const char *address)
         c->wsi = wsi;
 }
 
-static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
+static void resolved(void *owner, const char *addr, const char *why)
 {
-    struct resolve *r = req->data;
-    struct ob_http_call *c = r->c;
-    char addr[64] = "", msg[sizeof(c->errmsg)];
+    struct ob_http_call *c = owner;
 
-    ob__dns_take(status, ai, addr, sizeof(addr));
-    free(r);
-    if (!c)
-        return; /* the call is gone */
     c->res = NULL;
     if (c->state != ST_RUNNING)
         return;
-    if (!addr[0]) {
-        snprintf(msg, sizeof(msg), "cannot resolve %.180s: %s", c->host,
-                 status ? uv_strerror(status) : "no address");
-        call_finish(c, OB_EHTTP, msg);
+    if (!addr) {
+        call_finish(c, OB_EHTTP, why);
         return;
     }
     ob__dns_store(&c->h->dns, c->host, addr, uv_now(c->h->loop));
@@ -813,7 +796,6 @@ static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
 static void call_start(struct ob_http_call *c, bool proxied)
 {
     const char *addr;
-    struct resolve *r;
 
     if (proxied || ob__dns_numeric(c->host)) {
         call_connect(c, c->host); /* a proxy resolves the name itself */
@@ -824,19 +806,8 @@ static void call_start(struct ob_http_call *c, bool proxied)
         call_connect(c, addr);
         return;
     }
-    r = calloc(1, sizeof(*r));
-    if (!r) {
-        call_finish(c, OB_ENOMEM, NULL);
-        return;
-    }
-    r->c = c;
-    r->req.data = r;
-    if (ob__dns_resolve(c->h->loop, &r->req, resolved, c->host) != 0) {
-        free(r);
+    if (ob__dns_start(c->h->loop, c->host, resolved, c, &c->res) != 0)
         call_finish(c, OB_EHTTP, "cannot resolve the host name");
-        return;
-    }
-    c->res = r;
 }
 
 int ob_http_request(struct ob_http *h, const struct ob_http_req *req, ob_http_cb cb, void *data,

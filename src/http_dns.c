@@ -1,37 +1,76 @@
 /* See http_dns.h. */
 #include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "http_dns.h"
+#include "opsbot/err.h"
 #include "opsbot/util.h"
 
-int ob__dns_resolve(uv_loop_t *loop, uv_getaddrinfo_t *req, uv_getaddrinfo_cb cb, const char *host)
-{
-    struct addrinfo hints;
+struct ob__dns_req {
+    uv_getaddrinfo_t req;
+    ob__dns_cb cb; /* NULL once dropped */
+    void *owner;
+    char host[256];
+};
 
+static void dns_done(uv_getaddrinfo_t *q, int status, struct addrinfo *ai)
+{
+    struct ob__dns_req *r = q->data;
+    const struct addrinfo *v6 = NULL, *p;
+    char addr[64] = "", why[320];
+
+    for (p = status ? NULL : ai; p && !addr[0]; p = p->ai_next) {
+        if (p->ai_family == AF_INET)
+            uv_ip4_name((const struct sockaddr_in *)p->ai_addr, addr, sizeof(addr));
+        else if (p->ai_family == AF_INET6 && !v6)
+            v6 = p;
+    }
+    if (!addr[0] && v6)
+        uv_ip6_name((const struct sockaddr_in6 *)v6->ai_addr, addr, sizeof(addr));
+    uv_freeaddrinfo(ai);
+    if (r->cb) {
+        snprintf(why, sizeof(why), "cannot resolve %.180s: %s", r->host,
+                 status ? uv_strerror(status) : "no address");
+        r->cb(r->owner, addr[0] ? addr : NULL, why);
+    }
+    free(r);
+}
+
+int ob__dns_start(uv_loop_t *loop, const char *host, ob__dns_cb cb, void *owner,
+                  struct ob__dns_req **out)
+{
+    struct ob__dns_req *r = calloc(1, sizeof(*r));
+    struct addrinfo hints;
+    int rc;
+
+    *out = NULL;
+    if (!r)
+        return OB_ENOMEM;
+    r->cb = cb;
+    r->owner = owner;
+    ob_strlcpy(r->host, host, sizeof(r->host));
+    r->req.data = r;
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    return uv_getaddrinfo(loop, req, cb, host, NULL, &hints);
+    rc = uv_getaddrinfo(loop, &r->req, dns_done, host, NULL, &hints);
+    if (rc) {
+        free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
 }
 
-void ob__dns_take(int status, struct addrinfo *ai, char *out, size_t len)
+void ob__dns_drop(struct ob__dns_req *r)
 {
-    const struct addrinfo *v6 = NULL, *p;
-
-    out[0] = '\0';
-    for (p = status ? NULL : ai; p; p = p->ai_next) {
-        if (p->ai_family == AF_INET) {
-            uv_ip4_name((const struct sockaddr_in *)p->ai_addr, out, len);
-            break;
-        }
-        if (p->ai_family == AF_INET6 && !v6)
-            v6 = p;
-    }
-    if (!out[0] && v6)
-        uv_ip6_name((const struct sockaddr_in6 *)v6->ai_addr, out, len);
-    uv_freeaddrinfo(ai);
+    if (!r)
+        return;
+    r->cb = NULL;
+    uv_cancel((uv_req_t *)&r->req); /* or dns_done frees it when it ends */
 }
 
 bool ob__dns_numeric(const char *host)

@@ -28,12 +28,16 @@ struct ob__dns_cache {
 
 #include <uv.h>
 
-/* Starts resolving host for a TCP connection on libuv's thread pool. */
-int ob__dns_resolve(uv_loop_t *loop, uv_getaddrinfo_t *req, uv_getaddrinfo_cb cb, const char *host);
-/* In cb: the first IPv4 address, else the first IPv6 one, as text into out
- * ("" when none or status says so: lws connects to one address only); ai is
- * freed. */
-void ob__dns_take(int status, struct addrinfo *ai, char *out, size_t len);
+/* One lookup on libuv's thread pool. cb runs once, from the loop, with the
+ * first IPv4 address of host (else the first IPv6 one: lws connects to one
+ * address only) as text, or with addr NULL and why ("cannot resolve NAME:
+ * ..."); never after ob__dns_drop. */
+struct ob__dns_req;
+typedef void (*ob__dns_cb)(void *owner, const char *addr, const char *why);
+int ob__dns_start(uv_loop_t *loop, const char *host, ob__dns_cb cb, void *owner,
+                  struct ob__dns_req **out);
+/* The owner is gone: the lookup is cancelled (or its answer ignored). */
+void ob__dns_drop(struct ob__dns_req *r);
 /* True when host is a numeric IPv4 or IPv6 address (nothing to resolve). */
 bool ob__dns_numeric(const char *host);
 /* The cached address of host at now_ms, or NULL. */

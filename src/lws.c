@@ -193,21 +193,13 @@ struct ws_target {
     bool proxied;         /* the proxy resolves the name */
 };
 
-/* A lookup in flight; ws is NULL once the connection is gone. */
-struct ws_resolve {
-    uv_getaddrinfo_t req;
-    struct ob_ws *ws;
-    struct ws_target t;
-};
-
 /* A name lookup in flight ends without this connection. */
 static void ws_forget_lookup(struct ob_ws *ws)
 {
-    if (ws->resolving) {
-        ws->resolving->ws = NULL;
-        uv_cancel((uv_req_t *)&ws->resolving->req);
-        ws->resolving = NULL;
-    }
+    ob__dns_drop(ws->resolving);
+    ws->resolving = NULL;
+    free(ws->target);
+    ws->target = NULL;
 }
 
 void ob__ws_detach(struct ob_ws *ws)
@@ -934,24 +926,18 @@ static void ws_dial(struct ob_ws *ws, const struct ws_target *t, const char *add
     }
 }
 
-static void ws_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
+static void ws_resolved(void *owner, const char *addr, const char *why)
 {
-    struct ws_resolve *r = req->data;
-    struct ob_ws *ws = r->ws;
-    char addr[64] = "", why[sizeof(ws->reason)];
+    struct ob_ws *ws = owner;
+    struct ws_target *t = ws->target;
 
-    ob__dns_take(status, ai, addr, sizeof(addr));
-    if (ws) {
-        ws->resolving = NULL;
-        if (!addr[0]) {
-            snprintf(why, sizeof(why), "cannot resolve %.80s: %s", r->t.name,
-                     status ? uv_strerror(status) : "no address");
-            ws_gone(ws, why);
-        } else if (!ws->gone && !ws->aborting) {
-            ws_dial(ws, &r->t, addr);
-        }
-    }
-    free(r);
+    ws->resolving = NULL;
+    ws->target = NULL;
+    if (!addr)
+        ws_gone(ws, why);
+    else if (!ws->gone && !ws->aborting)
+        ws_dial(ws, t, addr);
+    free(t);
 }
 
 /* lws 4.1 (built without LWS_WITH_SYS_ASYNC_DNS) would resolve the name
@@ -960,26 +946,22 @@ static void ws_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
  * certificate check keep the name). */
 static int ws_resolve(struct ob_ws *ws, const struct ws_target *t)
 {
-    struct ws_resolve *r;
     int rc;
 
     if (t->proxied || ob__dns_numeric(t->name)) {
         ws_dial(ws, t, t->name); /* a proxy resolves the name itself */
         return 0;
     }
-    r = calloc(1, sizeof(*r));
-    if (!r)
+    ws->target = malloc(sizeof(*ws->target));
+    if (!ws->target)
         return OB_ENOMEM;
-    r->ws = ws;
-    r->t = *t;
-    r->req.data = r;
-    rc = ob__dns_resolve(ws->l->loop, &r->req, ws_resolved, t->name);
+    *ws->target = *t;
+    rc = ob__dns_start(ws->l->loop, t->name, ws_resolved, ws, &ws->resolving);
     if (rc) {
-        free(r);
-        return rc;
+        free(ws->target);
+        ws->target = NULL;
     }
-    ws->resolving = r;
-    return 0;
+    return rc;
 }
 
 int ob_ws_connect(struct ob_lws *l, const char *url, const struct ob_ws_opts *opts,

@@ -49,6 +49,9 @@ struct ob__ws_proxy_vh {
     char name[40]; /* lws keeps the pointer */
 };
 
+struct ob__dns_req;
+struct ws_target;
+
 struct ob_ws {
     enum ob__lws_kind kind; /* first member: OB__KIND_WS */
     struct ob_lws *l;
@@ -63,8 +66,9 @@ struct ob_ws {
     char *rx;
     size_t rx_len, rx_cap;
     struct ob__ws_msg *q_head, *q_tail;
-    uv_timer_t timer;             /* connect timeout, then the deferred on_close */
-    struct ws_resolve *resolving; /* client: the host name lookup in flight */
+    uv_timer_t timer;              /* connect timeout, then the deferred on_close */
+    struct ob__dns_req *resolving; /* client: the host name lookup in flight */
+    struct ws_target *target;      /* ... and where the connection then goes */
     struct ob__scratch *scratch;
     int code;
     char reason[124];
