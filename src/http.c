@@ -176,13 +176,13 @@ static int vh_create(struct ob_http *h, struct httpc_vh *v)
 
     memset(&info, 0, sizeof(info));
     /* Without a CA file the system's trust store is set up by src/lws.c
-     * (OB__VHOST_OS_TRUST names: the hashed directory, not the bundle);
-     * with one, only that CA is trusted, as CURLOPT_CAINFO did. */
-    snprintf(v->name, sizeof(v->name), "%s%u", v->ca ? "opsbot-httpc-" : OB__VHOST_OS_TRUST,
-             ++serial);
+     * (the hashed directory, not the bundle); with one, only that CA is
+     * trusted, as CURLOPT_CAINFO did. */
+    snprintf(v->name, sizeof(v->name), "opsbot-httpc-%u", ++serial);
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = ob__lws_protocols;
     info.vhost_name = v->name;
+    info.user = v->ca ? NULL : OB__VHOST_OS_TRUST;
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
     info.client_ssl_ca_filepath = v->ca;
     info.client_ssl_cert_filepath = v->cert;

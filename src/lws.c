@@ -488,6 +488,8 @@ int ob__ws_callback(struct ob_lws *l, struct lws *wsi, enum lws_callback_reasons
 
 #define CLIENT_VHOST "opsbot-client"
 
+const char ob__os_trust_mark;
+
 /* True when dir holds OpenSSL's hashed links ("5ad8a5d6.0"): certificates
  * are then looked up there one at a time, when a chain needs them. */
 static bool hashed_dir(const char *dir)
@@ -561,10 +563,8 @@ static int proto_cb(struct lws *wsi, enum lws_callback_reasons reason, void *use
     if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS) {
         /* lws passes a stand-in wsi bound to the vhost being created */
         struct lws_vhost *vh = wsi ? lws_get_vhost(wsi) : NULL;
-        const char *name = vh ? lws_get_vhost_name(vh) : "";
 
-        if (!strcmp(name, CLIENT_VHOST) ||
-            !strncmp(name, OB__VHOST_OS_TRUST, strlen(OB__VHOST_OS_TRUST)))
+        if (vh && lws_get_vhost_user(vh) == OB__VHOST_OS_TRUST)
             trust_os_store(user);
         return 0;
     }
@@ -744,6 +744,7 @@ int ob_lws_new(struct ob_lws **out, uv_loop_t *loop)
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = ob__lws_protocols;
     info.vhost_name = CLIENT_VHOST;
+    info.user = OB__VHOST_OS_TRUST;
     /* the trust store comes from trust_os_store() */
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
     /* direct: lws would take $http_proxy itself (for every scheme, without
@@ -874,11 +875,12 @@ static struct lws_vhost *ws_vhost(struct ob_lws *l, const struct ws_target *t, b
         free(v);
         return NULL;
     }
-    snprintf(v->name, sizeof(v->name), "%sws-%u", OB__VHOST_OS_TRUST, ++serial);
+    snprintf(v->name, sizeof(v->name), "opsbot-ws-proxy-%u", ++serial);
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = ob__lws_protocols;
     info.vhost_name = v->name;
+    info.user = OB__VHOST_OS_TRUST;
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
     info.http_proxy_address = v->proxy;
     v->vh = lws_create_vhost(l->ctx, &info);

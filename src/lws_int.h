@@ -10,9 +10,10 @@
 #define OB__LWS_MAX_STATICS 8
 #define OB__WS_MAX_ENDPOINTS 8
 
-/* Client vhosts whose name starts so get the system's trust store from
- * src/lws.c (trust_os_store), as the context's own client vhost does. */
-#define OB__VHOST_OS_TRUST "opsbot-ostrust-"
+/* The user pointer of client vhosts that trust the system's certificates:
+ * src/lws.c (trust_os_store) sets their trust store up. */
+extern const char ob__os_trust_mark;
+#define OB__VHOST_OS_TRUST ((void *)&ob__os_trust_mark)
 
 /* What a wsi's opaque user data points at. */
 enum ob__lws_kind { OB__KIND_WS = 1, OB__KIND_EXCHANGE, OB__KIND_HTTPC };
