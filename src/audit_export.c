@@ -12,6 +12,7 @@
 #include "opsbot/audit.h"
 #include "opsbot/config.h"
 #include "opsbot/err.h"
+#include "opsbot/json.h"
 #include "opsbot/log.h"
 #include "opsbot/store.h"
 #include "opsbot/util.h"
@@ -219,10 +220,7 @@ static bool jint(const cJSON *o, const char *key, int64_t *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 
-    if (!cJSON_IsNumber(v))
-        return false;
-    *out = (int64_t)v->valuedouble;
-    return true;
+    return ob_json_int(v, out);
 }
 
 static void append_list(char *buf, size_t len, const char *item)

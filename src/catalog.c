@@ -18,6 +18,7 @@
 
 #include "opsbot/err.h"
 #include "opsbot/intent.h"
+#include "opsbot/json.h"
 #include "opsbot/log.h"
 #include "opsbot/util.h"
 
@@ -91,12 +92,10 @@ static bool scalar_text(const cJSON *n, char *buf, size_t len)
         return true;
     }
     if (cJSON_IsNumber(n)) {
-        double v = n->valuedouble;
+        char num[32];
 
-        if (v >= -9e15 && v <= 9e15 && v == (double)(int64_t)v)
-            w = snprintf(buf, len, "%" PRId64, (int64_t)v);
-        else
-            w = snprintf(buf, len, "%g", v);
+        ob_json_num_text(n->valuedouble, num, sizeof(num));
+        w = snprintf(buf, len, "%s", num);
         return w > 0 && (size_t)w < len;
     }
     if (cJSON_IsBool(n)) {

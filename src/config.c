@@ -24,6 +24,7 @@
 
 #include "opsbot/config.h"
 #include "opsbot/err.h"
+#include "opsbot/json.h"
 
 #define FILE_CAP (1024 * 1024)       /* bytes per YAML or .env file */
 #define NODE_CAP 100000              /* nodes in one configuration, aliases included */
@@ -1616,12 +1617,7 @@ static void describe(const struct ob_config *cfg, const cJSON *n, char *buf, siz
         }
         snprintf(buf, len, "\"%s%s\"", tmp, s[k] ? "..." : "");
     } else if (cJSON_IsNumber(n)) {
-        double v = n->valuedouble;
-
-        if (isfinite(v) && fabs(v) < 1e15 && (double)(long long)v == v)
-            snprintf(buf, len, "%lld", (long long)v);
-        else
-            snprintf(buf, len, "%g", v);
+        ob_json_num_text(n->valuedouble, buf, len);
     } else if (cJSON_IsBool(n)) {
         snprintf(buf, len, "%s", cJSON_IsTrue(n) ? "true" : "false");
     } else if (cJSON_IsNull(n)) {
@@ -1660,21 +1656,6 @@ static const cJSON *member(const cJSON *obj, const char *key, bool required)
     if (it && cJSON_IsNull(it) && !required)
         return NULL;
     return it;
-}
-
-static bool as_int64(const cJSON *n, int64_t *out)
-{
-    double v;
-
-    if (!cJSON_IsNumber(n))
-        return false;
-    v = n->valuedouble;
-    if (!isfinite(v) || v < -9223372036854775808.0 || v >= 9223372036854775808.0)
-        return false;
-    if ((double)(int64_t)v != v)
-        return false;
-    *out = (int64_t)v;
-    return true;
 }
 
 int ob_cfg_check_keys(const struct ob_config *cfg, const cJSON *obj, const char *const allowed[],
@@ -1771,7 +1752,7 @@ int ob_cfg_int(const struct ob_config *cfg, const cJSON *obj, const char *key, b
         return OB_ECONFIG;
     }
     describe(cfg, it, got, sizeof(got));
-    if (!as_int64(it, &v)) {
+    if (!ob_json_int(it, &v)) {
         cfg_err(cfg, it, d, key, "expected an integer, got %s", got);
         return OB_ECONFIG;
     }
@@ -1825,7 +1806,7 @@ int ob_cfg_duration(const struct ob_config *cfg, const cJSON *obj, const char *k
         *out_ms = v;
         return 0;
     }
-    if (as_int64(it, &v) && v >= 0 && v <= INT64_MAX / 1000) {
+    if (ob_json_int(it, &v) && v >= 0 && v <= INT64_MAX / 1000) {
         *out_ms = v * 1000;
         return 0;
     }

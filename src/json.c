@@ -1,3 +1,5 @@
+#include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 
 #include "opsbot/err.h"
@@ -62,4 +64,36 @@ bool ob_id_copy(char *dst, size_t len, const char *s)
         return false;
     ob_strlcpy(dst, s, len);
     return true;
+}
+
+/* 2^53: beyond it a double no longer holds every whole number. */
+#define EXACT_MAX 9007199254740992.0
+
+static bool whole(double v)
+{
+    return isfinite(v) && v >= -EXACT_MAX && v <= EXACT_MAX && v == floor(v);
+}
+
+bool ob_json_int(const cJSON *n, int64_t *out)
+{
+    if (!cJSON_IsNumber(n) || !whole(n->valuedouble))
+        return false;
+    *out = (int64_t)n->valuedouble;
+    return true;
+}
+
+int64_t ob_json_int_or(const cJSON *n, int64_t def)
+{
+    int64_t v = def;
+
+    ob_json_int(n, &v);
+    return v;
+}
+
+void ob_json_num_text(double v, char *buf, size_t len)
+{
+    if (whole(v))
+        snprintf(buf, len, "%" PRId64, (int64_t)v);
+    else
+        snprintf(buf, len, "%g", v);
 }

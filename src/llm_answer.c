@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "opsbot/json.h"
 #include "opsbot/llm.h"
 #include "opsbot/util.h"
 
@@ -105,12 +106,7 @@ static bool scalar_text(const cJSON *v, char *buf, size_t len)
         return true;
     }
     if (cJSON_IsNumber(v)) {
-        double d = v->valuedouble;
-
-        if (isfinite(d) && d == floor(d) && fabs(d) < 9e15)
-            snprintf(buf, len, "%lld", (long long)d);
-        else
-            snprintf(buf, len, "%g", d);
+        ob_json_num_text(v->valuedouble, buf, len);
         return true;
     }
     return false;

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "opsbot/err.h"
+#include "opsbot/json.h"
 #include "opsbot/log.h"
 #include "opsbot/policy.h"
 #include "opsbot/util.h"
@@ -255,12 +256,7 @@ static bool scalar_text(const cJSON *n, char *buf, size_t len)
         return true;
     }
     if (cJSON_IsNumber(n)) {
-        double v = n->valuedouble;
-
-        if (v == (double)(long long)v)
-            snprintf(buf, len, "%lld", (long long)v);
-        else
-            snprintf(buf, len, "%g", v);
+        ob_json_num_text(n->valuedouble, buf, len);
         return true;
     }
     return false;

@@ -28,6 +28,7 @@
 #include "executors/net.h"
 #include "opsbot/err.h"
 #include "opsbot/executor.h"
+#include "opsbot/json.h"
 #include "opsbot/log.h"
 #include "opsbot/util.h"
 
@@ -464,10 +465,7 @@ static int build_env(const struct ob_exec *ex, const struct ob_proposal *prop, c
             if (cJSON_IsString(kv) && kv->valuestring) {
                 v = kv->valuestring;
             } else if (cJSON_IsNumber(kv)) {
-                if (kv->valuedouble == (double)(int64_t)kv->valuedouble)
-                    snprintf(num, sizeof(num), "%lld", (long long)kv->valuedouble);
-                else
-                    snprintf(num, sizeof(num), "%g", kv->valuedouble);
+                ob_json_num_text(kv->valuedouble, num, sizeof(num));
                 v = num;
             } else if (cJSON_IsBool(kv)) {
                 v = cJSON_IsTrue(kv) ? "true" : "false";

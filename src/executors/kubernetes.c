@@ -28,6 +28,7 @@
  * updated, total and available replicas all equal spec.replicas; it failed
  * when the Progressing condition says ProgressDeadlineExceeded.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@
 
 #include "executors/net.h"
 #include "opsbot/err.h"
+#include "opsbot/json.h"
 #include "opsbot/util.h"
 
 #define MAX_ATTEMPTS 3
@@ -99,7 +101,9 @@ static const cJSON *path(const cJSON *o, const char *a, const char *b, const cha
 
 static long num(const cJSON *o, long def)
 {
-    return cJSON_IsNumber(o) ? (long)o->valuedouble : def;
+    int64_t v;
+
+    return ob_json_int(o, &v) && v >= LONG_MIN && v <= LONG_MAX ? (long)v : def;
 }
 
 static int parse_op(const cJSON *b)
@@ -146,10 +150,8 @@ static int int_key_value(const struct ob_proposal *prop, const cJSON *v, long de
     *out = def;
     if (!v)
         return 0;
-    if (cJSON_IsNumber(v)) {
-        *out = (long)v->valuedouble;
-        return 0;
-    }
+    if (cJSON_IsNumber(v))
+        return (*out = num(v, LONG_MIN)) == LONG_MIN ? OB_EINVAL : 0;
     if (!cJSON_IsString(v) || !ob__ph_at(v->valuestring, &n))
         return OB_EINVAL;
     s = ob__param_value(prop, v->valuestring + 1, n);
@@ -971,7 +973,7 @@ static void on_detail_rs(struct ob__job *j, const struct ob_http_resp *resp)
     struct kube *k = j->ctx;
     const cJSON *rs, *cur_n = get(k->status, "revision");
     cJSON *list;
-    long cur = cJSON_IsNumber(cur_n) ? (long)cur_n->valuedouble : 0, prev = 0;
+    long cur = num(cur_n, 0), prev = 0;
     const char *created = NULL;
 
     if (detail_failed(j, resp, "replicasets")) {

@@ -19,6 +19,7 @@
 
 #include "executors/net.h"
 #include "opsbot/err.h"
+#include "opsbot/json.h"
 #include "opsbot/util.h"
 
 #define DEF_SINCE_MS (15 * 60 * 1000)
@@ -61,7 +62,7 @@ static int64_t num_key(const cJSON *b, const char *k, int64_t def)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, k);
 
-    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : def;
+    return ob_json_int_or(v, def);
 }
 
 static void loki_check(struct ob__check *c)

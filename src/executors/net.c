@@ -474,7 +474,8 @@ int ob__net_check_binding(const struct ob_config *cfg, const struct ob_action *a
 
         if (cJSON_IsString(it) && ob_duration_parse(it->valuestring, &ms))
             ms = -1;
-        else if (cJSON_IsNumber(it))
+        else if (cJSON_IsNumber(it) && it->valuedouble > 0 &&
+                 it->valuedouble <= MAX_TIMEOUT_MS / 1000)
             ms = (int64_t)(it->valuedouble * 1000);
         if (ms <= 0 || ms > MAX_TIMEOUT_MS)
             ob__check_err(&c, it, "timeout", "not a duration between 1ms and 24h (e.g. 30s, 5m)");
@@ -1030,7 +1031,7 @@ static int64_t binding_timeout(const cJSON *b)
     if (cJSON_IsString(t)) {
         if (ob_duration_parse(t->valuestring, &ms))
             ms = DEF_TIMEOUT_MS;
-    } else if (cJSON_IsNumber(t)) {
+    } else if (cJSON_IsNumber(t) && t->valuedouble > 0 && t->valuedouble <= MAX_TIMEOUT_MS / 1000) {
         ms = (int64_t)(t->valuedouble * 1000);
     }
     if (ms <= 0 || ms > MAX_TIMEOUT_MS)

@@ -22,6 +22,7 @@
 
 #include "executors/net.h"
 #include "opsbot/err.h"
+#include "opsbot/json.h"
 #include "opsbot/util.h"
 
 #define MAX_POINTS 11000
@@ -211,7 +212,7 @@ static int render(const cJSON *b, const struct ob_proposal *prop, struct prom *p
         p->step_ms = 1000;
     if (p->range_ms && p->range_ms / p->step_ms > MAX_POINTS)
         p->step_ms = p->range_ms / MAX_POINTS + 1;
-    p->max_series = cJSON_IsNumber(ms) ? (int)ms->valuedouble : DEF_MAX_SERIES;
+    p->max_series = (int)ob_json_int_or(ms, DEF_MAX_SERIES);
     return 0;
 }
 

@@ -893,6 +893,39 @@ static void test_demo_yaml(void **state)
 }
 
 /* The shipped example policy loads and behaves as its comments say. */
+/* Numbers YAML can write but no parameter can hold (.nan, .inf, 1e300) are
+ * reported as the values they are; the fuzzer found .nan converted to an
+ * integer (undefined behaviour) on the way. */
+static void test_odd_numbers(void **state)
+{
+    static const char yaml[] = "rules:\n"
+                               "  - name: odd\n"
+                               "    action: scale\n"
+                               "    params: {replicas: [.nan, .inf, -.inf, 1e300, 2.5]}\n"
+                               "    effect: allow\n";
+    struct ob_catalog *cat = make_catalog();
+    struct ob_config *cfg = NULL;
+    struct ob_policy *p = NULL;
+    struct ob_diag d;
+    char all[4096] = "";
+
+    (void)state;
+    ob_diag_init(&d);
+    assert_int_equal(ob_config_load_string(&cfg, yaml, "pol.yaml", &d), 0);
+    assert_int_equal(ob_policy_add_json(&p, cfg, cat, ob_config_root(cfg), &d), OB_ECONFIG);
+    for (size_t i = 0; i < d.n; i++) {
+        strncat(all, d.lines[i], sizeof(all) - strlen(all) - 2);
+        strcat(all, "\n");
+    }
+    if (!strstr(all, "pol.yaml:4:") || !strstr(all, "nan") || !strstr(all, "inf") ||
+        !strstr(all, "1e+300") || !strstr(all, "2.5"))
+        fail_msg("unexpected diagnostics:\n%s", all);
+    ob_diag_release(&d);
+    ob_policy_free(p);
+    ob_config_free(cfg);
+    free_catalog(cat);
+}
+
 static void test_default_example(void **state)
 {
     const char *root = getenv("OB_SOURCE_ROOT");
@@ -1029,6 +1062,7 @@ int main(void)
         cmocka_unit_test(test_may_use),
         cmocka_unit_test(test_demo_yaml),
         cmocka_unit_test(test_yaml_error_locations),
+        cmocka_unit_test(test_odd_numbers),
         cmocka_unit_test(test_default_example),
     };
 
