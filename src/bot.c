@@ -1474,6 +1474,7 @@ static void trim_cb(uv_timer_t *t)
 
     /* and what was committed since the last action started goes to disk */
     ob_store_sync(bot->store, NULL, NULL);
+    ob_store_release_memory(bot->store);
 #ifdef __GLIBC__
     malloc_trim(64 * 1024);
 #endif

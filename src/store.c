@@ -325,6 +325,12 @@ int ob_store_flush(struct ob_store *s)
     return err;
 }
 
+void ob_store_release_memory(struct ob_store *s)
+{
+    if (s && s->db)
+        sqlite3_db_release_memory(s->db);
+}
+
 int ob_store_tip(struct ob_store *s, bool for_write, int64_t *last_id, char hash[OB_STORE_TIP_HEX])
 {
     sqlite3_stmt *st;

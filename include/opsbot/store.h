@@ -44,6 +44,10 @@ typedef void (*ob_store_sync_cb)(void *data, int status);
  * NULL: makes what was committed durable soon, when anything is not yet
  * (the daemon calls it when it goes quiet). */
 int ob_store_sync(struct ob_store *s, ob_store_sync_cb cb, void *data);
+/* Gives SQLite's page cache back to the heap (the daemon calls it when it
+ * goes quiet, before it trims the heap); pages are read again from the OS's
+ * cache when next needed. Pages of an open transaction stay. */
+void ob_store_release_memory(struct ob_store *s);
 /* The last failure's text as SQLite gave it ("database or disk is full"),
  * "" when nothing failed yet. For messages to people. */
 const char *ob_store_error(const struct ob_store *s);
