@@ -54,6 +54,7 @@ enum {
     F_RECONNECTS,
     F_RATELIMIT,
     F_LOOP_BUSY,
+    F_FSYNC,
     F_N
 };
 
@@ -196,6 +197,19 @@ static struct family fams[F_N] = {
                      0,
                      0,
                      NULL},
+    [F_FSYNC] = {"opsbot_store_fsync_seconds",
+                 "Time from queuing each fsync of the state store's write-ahead log to "
+                 "its answer (thread-pool wait + fsync): an action starts only when the "
+                 "one after its start record has answered.",
+                 M_HISTOGRAM,
+                 {NULL},
+                 0,
+                 loop_bounds,
+                 NB(loop_bounds),
+                 NULL,
+                 0,
+                 0,
+                 NULL},
     [F_RATELIMIT] = {"opsbot_ratelimit_waits_total",
                      "Times a chat platform's rate limit made the adapter wait.",
                      M_COUNTER,
@@ -327,6 +341,11 @@ void ob_metrics_inc_reconnect(const char *platform)
 void ob_metrics_loop_busy(double seconds)
 {
     observe(F_LOOP_BUSY, NULL, seconds);
+}
+
+void ob_metrics_store_fsync(double seconds)
+{
+    observe(F_FSYNC, NULL, seconds);
 }
 
 void ob_metrics_inc_ratelimit_wait(const char *platform)

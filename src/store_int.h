@@ -60,6 +60,7 @@ struct ob_store {
     int wal_fd; /* our own descriptor of the -wal file: fsync is per file */
     uv_fs_t fsync_req;
     bool fsync_busy;
+    uint64_t fsync_t0;              /* uv_hrtime() when it was queued */
     bool dirty;                     /* committed since the in-flight fsync began */
     struct sync_waiter *round;      /* served by the fsync in flight */
     struct sync_waiter *next_round; /* asked meanwhile: the next fsync */

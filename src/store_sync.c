@@ -31,6 +31,7 @@
 
 #include "opsbot/err.h"
 #include "opsbot/log.h"
+#include "opsbot/metrics.h"
 #include "opsbot/util.h"
 #include "store_int.h"
 
@@ -83,6 +84,7 @@ static void fsync_done(uv_fs_t *req)
         status = OB_ESTORE;
     }
     uv_fs_req_cleanup(req);
+    ob_metrics_store_fsync((double)(uv_hrtime() - s->fsync_t0) / 1e9);
     s->fsync_busy = false;
     s->round = NULL;
     if (s->released) { /* closed meanwhile: nobody to answer */
@@ -110,6 +112,7 @@ static void start_round(struct ob_store *s)
     s->next_round = NULL;
     s->dirty = false;
     s->fsync_req.data = s;
+    s->fsync_t0 = uv_hrtime();
     rc = uv_fs_fsync(s->loop, &s->fsync_req, s->wal_fd, fsync_done);
     if (rc) {
         /* cannot even queue it: answer from the loop as a failure */

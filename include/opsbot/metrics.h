@@ -21,6 +21,7 @@
  *   opsbot_adapter_reconnects_total{platform}         counter
  *   opsbot_ratelimit_waits_total{platform}            counter
  *   opsbot_loop_busy_seconds                          histogram (work per loop turn)
+ *   opsbot_store_fsync_seconds                        histogram (each WAL fsync)
  */
 #ifndef OPSBOT_METRICS_H
 #define OPSBOT_METRICS_H
@@ -52,6 +53,8 @@ void ob_metrics_inc_reconnect(const char *platform);
 void ob_metrics_inc_ratelimit_wait(const char *platform);
 /* One turn of the event loop: the time it worked, not waiting for I/O. */
 void ob_metrics_loop_busy(double seconds);
+/* One fsync of the state store's write-ahead log (the daemon's mode). */
+void ob_metrics_store_fsync(double seconds);
 
 /* The exposition text (malloc'd, NUL-terminated; *len without the NUL). */
 char *ob_metrics_render(size_t *len);

@@ -15,7 +15,8 @@
  * writes OUT_DIR/results.json and OUT_DIR/RESULTS.md (the table, then
  * OUT_DIR/notes.md appended), and OUT_DIR/idle-mappings.txt and
  * after-load-mappings.txt: the RSS per mapped file, largest first, idle
- * after start and after the load. */
+ * after start and after the load, and OUT_DIR/latency-PHASE.csv: every
+ * event's latencies in the order sent. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -31,6 +32,7 @@
 #include <uv.h>
 
 #include "opsbot/http.h"
+#include "opsbot/util.h"
 #include "ports.h"
 #include "slack_standin.h"
 
@@ -57,18 +59,26 @@ struct phase {
      * turns, and turns that worked longer than 5 / 10 / 25 / 50 ms */
     long turns, over5, over10, over25, over50;
     double loop_busy_s; /* of the phase's wall time, opsbot's loop worked this long */
+    /* the state store's WAL fsyncs (opsbot_store_fsync_seconds): how many,
+     * their mean, and how many took longer than 5 / 25 ms */
+    long fsyncs, fsync_over5, fsync_over25;
+    double fsync_mean_ms;
     char load[64];
     bool timed_out;
 };
 
-/* opsbot_loop_busy_seconds as scraped: cumulative counts per bound. */
+/* opsbot_loop_busy_seconds and opsbot_store_fsync_seconds as scraped
+ * (the same bounds): cumulative counts per bound. */
 #define NBUSY 11
 static const char *const busy_le[NBUSY] = {"0.0005", "0.001", "0.002", "0.005", "0.01", "0.025",
                                            "0.05",   "0.1",   "0.25",  "1",     "+Inf"};
-struct busy {
+struct hist {
     long le[NBUSY];
-    double sum; /* seconds the loop worked */
+    double sum; /* seconds */
     bool ok;
+};
+struct busy {
+    struct hist loop, fsync;
 };
 
 static struct {
@@ -89,6 +99,7 @@ static struct {
     struct phase *cur;
     bool phase_over;
     char dir[256];
+    const char *out; /* OUT_DIR */
 } B;
 
 static int64_t now_ns(void)
@@ -491,28 +502,44 @@ struct scrape {
     bool done;
 };
 
+/* One histogram family of the exposition text (no labels). A family with
+ * no observation yet is not rendered: it reads as all zeros. */
+static void parse_hist(const char *body, const char *family, struct hist *h)
+{
+    char key[96];
+    const char *at;
+
+    memset(h, 0, sizeof(*h));
+    snprintf(key, sizeof(key), "\n%s_count ", family);
+    if (!strstr(body, key)) {
+        h->ok = true;
+        return;
+    }
+    for (int i = 0; i < NBUSY; i++) {
+        snprintf(key, sizeof(key), "%s_bucket{le=\"%s\"} ", family, busy_le[i]);
+        at = strstr(body, key);
+        if (!at)
+            return;
+        h->le[i] = strtol(at + strlen(key), NULL, 10);
+    }
+    snprintf(key, sizeof(key), "\n%s_sum ", family);
+    at = strstr(body, key);
+    if (!at)
+        return;
+    h->sum = strtod(at + strlen(key), NULL);
+    h->ok = true;
+}
+
 static void scraped(void *data, const struct ob_http_resp *r)
 {
     struct scrape *sc = data;
-    const char *body = r->body ? r->body : "", *at;
+    const char *body = r->body ? r->body : "";
 
     sc->done = true;
     if (r->err || r->status != 200)
         return;
-    for (int i = 0; i < NBUSY; i++) {
-        char key[80];
-
-        snprintf(key, sizeof(key), "opsbot_loop_busy_seconds_bucket{le=\"%s\"} ", busy_le[i]);
-        at = strstr(body, key);
-        if (!at)
-            return;
-        sc->b.le[i] = strtol(at + strlen(key), NULL, 10);
-    }
-    at = strstr(body, "\nopsbot_loop_busy_seconds_sum ");
-    if (!at)
-        return;
-    sc->b.sum = strtod(at + strlen("\nopsbot_loop_busy_seconds_sum "), NULL);
-    sc->b.ok = true;
+    parse_hist(body, "opsbot_loop_busy_seconds", &sc->b.loop);
+    parse_hist(body, "opsbot_store_fsync_seconds", &sc->b.fsync);
 }
 
 static struct scrape *scraping;
@@ -547,14 +574,21 @@ static void busy_delta(struct phase *p, const struct busy *b0, const struct busy
 {
     long d[NBUSY];
 
-    if (!b0->ok || !b1->ok) {
-        p->turns = -1;
-        return;
+    p->turns = p->fsyncs = -1;
+    if (b0->fsync.ok && b1->fsync.ok) {
+        for (int i = 0; i < NBUSY; i++)
+            d[i] = b1->fsync.le[i] - b0->fsync.le[i];
+        p->fsyncs = d[NBUSY - 1];
+        p->fsync_mean_ms = p->fsyncs ? (b1->fsync.sum - b0->fsync.sum) * 1000 / p->fsyncs : 0;
+        p->fsync_over5 = p->fsyncs - d[3];  /* le 0.005 */
+        p->fsync_over25 = p->fsyncs - d[5]; /* le 0.025 */
     }
+    if (!b0->loop.ok || !b1->loop.ok)
+        return;
     for (int i = 0; i < NBUSY; i++)
-        d[i] = b1->le[i] - b0->le[i];
+        d[i] = b1->loop.le[i] - b0->loop.le[i];
     p->turns = d[NBUSY - 1];
-    p->loop_busy_s = b1->sum - b0->sum;
+    p->loop_busy_s = b1->loop.sum - b0->loop.sum;
     p->over5 = p->turns - d[3];  /* le 0.005 */
     p->over10 = p->turns - d[4]; /* le 0.01 */
     p->over25 = p->turns - d[5]; /* le 0.025 */
@@ -567,6 +601,39 @@ static double busy_pct(const struct phase *p)
     double wall = (double)(p->t_end - p->t0) / 1e9;
 
     return p->turns >= 0 && wall > 0 ? 100.0 * p->loop_busy_s / wall : -1;
+}
+
+/* OUT_DIR/latency-<phase>.csv: each event's send time in the phase and its
+ * latencies (ms; empty when it never came), to see when a tail happened. */
+static void write_latencies(const struct phase *p)
+{
+    char path[600], name[32];
+    FILE *f;
+
+    ob_strlcpy(name, p->name, sizeof(name));
+    for (char *c = name; *c; c++)
+        if (*c == '/')
+            *c = '-';
+    snprintf(path, sizeof(path), "%s/latency-%s.csv", B.out, name);
+    f = fopen(path, "w");
+    if (!f)
+        return;
+    fprintf(f, "sent_ms,ack_ms,echo_ms,done_ms\n");
+    for (unsigned i = p->first; i < p->first + p->sent; i++) {
+        const struct ev *x = &B.evs[i];
+
+        fprintf(f, "%.3f,", (double)(x->sent - p->t0) / 1e6);
+        if (x->ack)
+            fprintf(f, "%.3f", (double)(x->ack - x->sent) / 1e6);
+        fputc(',', f);
+        if (x->echo)
+            fprintf(f, "%.3f", (double)(x->echo - x->sent) / 1e6);
+        fputc(',', f);
+        if (x->done)
+            fprintf(f, "%.3f", (double)(x->done - x->sent) / 1e6);
+        fputc('\n', f);
+    }
+    fclose(f);
 }
 
 static void run_phase(struct phase *p)
@@ -617,6 +684,7 @@ static void run_phase(struct phase *p)
                 last_done = x->done;
         }
     }
+    write_latencies(p);
     p->acked = (unsigned)na;
     p->echoed = (unsigned)ne;
     p->done = (unsigned)nd;
@@ -635,11 +703,13 @@ static void run_phase(struct phase *p)
             "bench: %-10s sent %6u done %6u in %6.2fs = %8.0f ev/s (offered %8.0f) ack p50 %.3f "
             "p99 %.3f max %.3f ms; echo p50 %.3f p99 %.3f max %.3f ms; opsbot cpu %.2fs "
             "(%.3f s/1000 ev), bench cpu %.2fs, other %.2fs; rss %ld kB hwm %ld kB; loop busy "
-            "%.0f%%, turns %ld, > 5/10/25/50 ms: %ld/%ld/%ld/%ld; load %s%s\n",
+            "%.0f%%, turns %ld, > 5/10/25/50 ms: %ld/%ld/%ld/%ld; fsyncs %ld mean %.2f ms, > "
+            "5/25 ms: %ld/%ld; load %s%s\n",
             p->name, p->sent, p->done, p->wall_s, p->achieved, p->offered, p->ack_p50, p->ack_p99,
             p->ack_max, p->echo_p50, p->echo_p99, p->echo_max, p->cpu_s,
             p->sent ? p->cpu_s * 1000 / p->sent : 0, p->bench_cpu_s, p->other_cpu_s, p->rss_kb,
-            p->hwm_kb, busy_pct(p), p->turns, p->over5, p->over10, p->over25, p->over50, p->load,
+            p->hwm_kb, busy_pct(p), p->turns, p->over5, p->over10, p->over25, p->over50, p->fsyncs,
+            p->fsync_mean_ms, p->fsync_over5, p->fsync_over25, p->load,
             p->timed_out ? " TIMED OUT" : "");
 }
 
@@ -755,12 +825,15 @@ static void json_phase(FILE *f, const struct phase *p, bool last)
             "%.3f, \"other_cpu_s\": %.3f, \"opsbot_rss_kb\": %ld, \"opsbot_hwm_kb\": %ld, "
             "\"loop_busy_pct\": %.1f, \"loop_turns\": %ld, \"loop_turns_over_ms\": {\"5\": %ld, "
             "\"10\": %ld, \"25\": %ld, "
-            "\"50\": %ld},\n     \"loadavg\": \"%s\", \"timed_out\": %s}%s\n",
+            "\"50\": %ld},\n     \"fsyncs\": %ld, \"fsync_mean_ms\": %.3f, "
+            "\"fsyncs_over_ms\": {\"5\": %ld, \"25\": %ld},\n"
+            "     \"loadavg\": \"%s\", \"timed_out\": %s}%s\n",
             p->name, p->rate > 0 ? p->rate : p->offered, p->sent, p->acked, p->echoed, p->done,
             p->wall_s, p->achieved, p->ack_p50, p->ack_p99, p->ack_max, p->echo_p50, p->echo_p99,
             p->echo_max, p->done_p50, p->done_p99, p->cpu_s,
             p->sent ? p->cpu_s * 1000 / p->sent : 0, p->bench_cpu_s, p->other_cpu_s, p->rss_kb,
-            p->hwm_kb, busy_pct(p), p->turns, p->over5, p->over10, p->over25, p->over50, p->load,
+            p->hwm_kb, busy_pct(p), p->turns, p->over5, p->over10, p->over25, p->over50, p->fsyncs,
+            p->fsync_mean_ms, p->fsync_over5, p->fsync_over25, p->load,
             p->timed_out ? "true" : "false", last ? "" : ",");
 }
 
@@ -830,22 +903,26 @@ static int report(const char *out, struct phase *ph, size_t nph, const struct me
     fprintf(f,
             "| phase | offered ev/s | events | done ev/s | ack p50 / p99 / max ms | echo p50 "
             "/ p99 / max ms | done p99 ms | opsbot CPU s /1000 ev | opsbot loop busy | opsbot loop "
-            "turns (> 5 / 10 / 25 / 50 ms) | bench CPU s | other CPU s | load avg "
-            "|\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+            "turns (> 5 / 10 / 25 / 50 ms) | WAL fsyncs: mean ms (> 5 / 25 ms) | bench CPU s | "
+            "other CPU s | load avg "
+            "|\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < nph; i++) {
         const struct phase *p = &ph[i];
 
-        fprintf(f,
-                "| %s | %.0f | %u | %.0f | %.2f / %.2f / %.2f | %.2f / %.2f / %.2f | %.2f | "
-                "%.3f | %.0f %% | %ld (%ld / %ld / %ld / %ld) | %.2f | %.2f | %.2f %.2f %.2f |\n",
-                p->name, p->rate > 0 ? p->rate : p->offered, p->sent, p->achieved, p->ack_p50,
-                p->ack_p99, p->ack_max, p->echo_p50, p->echo_p99, p->echo_max, p->done_p99,
-                p->sent ? p->cpu_s * 1000 / p->sent : 0, busy_pct(p), p->turns, p->over5, p->over10,
-                p->over25, p->over50, p->bench_cpu_s, p->other_cpu_s, atof(p->load),
-                atof(strchr(p->load, ' ') ? strchr(p->load, ' ') : "0"),
-                atof(strchr(p->load, ' ') && strchr(strchr(p->load, ' ') + 1, ' ')
-                         ? strchr(strchr(p->load, ' ') + 1, ' ')
-                         : "0"));
+        fprintf(
+            f,
+            "| %s | %.0f | %u | %.0f | %.2f / %.2f / %.2f | %.2f / %.2f / %.2f | %.2f | "
+            "%.3f | %.0f %% | %ld (%ld / %ld / %ld / %ld) | %ld: %.2f (%ld / %ld) | %.2f | %.2f | "
+            "%.2f %.2f %.2f |\n",
+            p->name, p->rate > 0 ? p->rate : p->offered, p->sent, p->achieved, p->ack_p50,
+            p->ack_p99, p->ack_max, p->echo_p50, p->echo_p99, p->echo_max, p->done_p99,
+            p->sent ? p->cpu_s * 1000 / p->sent : 0, busy_pct(p), p->turns, p->over5, p->over10,
+            p->over25, p->over50, p->fsyncs, p->fsync_mean_ms, p->fsync_over5, p->fsync_over25,
+            p->bench_cpu_s, p->other_cpu_s, atof(p->load),
+            atof(strchr(p->load, ' ') ? strchr(p->load, ' ') : "0"),
+            atof(strchr(p->load, ' ') && strchr(strchr(p->load, ' ') + 1, ' ')
+                     ? strchr(strchr(p->load, ' ') + 1, ' ')
+                     : "0"));
     }
     fprintf(f,
             "\n| opsbot | measured |\n|---|---|\n"
@@ -930,6 +1007,7 @@ int main(int argc, char **argv)
      * freed heap back (TRIM_AFTER_MS in src/core.h) */
     run_until(never, 2000000000LL);
     idle = mem_now(B.pid);
+    B.out = argv[3];
     snprintf(cmd, sizeof(cmd), "%s/idle-mappings.txt", argv[3]);
     write_smaps_breakdown(B.pid, cmd);
     for (size_t i = 0; i < nph && !B.exited; i++) {

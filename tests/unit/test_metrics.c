@@ -323,12 +323,13 @@ static void test_empty_parses(void **state)
         {"opsbot_adapter_reconnects_total", "counter"},
         {"opsbot_ratelimit_waits_total", "counter"},
         {"opsbot_loop_busy_seconds", "histogram"},
+        {"opsbot_store_fsync_seconds", "histogram"},
     };
     struct expo *e = scrape();
 
     (void)state;
-    assert_int_equal(e->nf, 13);
-    for (size_t i = 0; i < 13; i++) {
+    assert_int_equal(e->nf, 14);
+    for (size_t i = 0; i < 14; i++) {
         struct family *f = fam(e, families[i][0]);
 
         if (!f)

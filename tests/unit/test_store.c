@@ -16,6 +16,7 @@
 
 #include "opsbot/err.h"
 #include "opsbot/log.h"
+#include "opsbot/metrics.h"
 #include "opsbot/store.h"
 
 #define DAY_MS (24LL * 3600 * 1000)
@@ -408,12 +409,15 @@ static void test_async_sync(void **state)
     assert_int_equal(ob_store_claim(s, "c:1", 10), 0);
     assert_int_equal(ob_store_flush(s), 0);
     /* two callers: never called before returning, each exactly once */
+    ob_metrics_reset();
     assert_int_equal(ob_store_sync(s, on_synced, &a), 0);
     assert_int_equal(ob_store_sync(s, on_synced, &b), 0);
     assert_int_equal(a.calls + b.calls, 0);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(a.calls, 1);
     assert_int_equal(b.calls, 1);
+    /* the first began at once; the second (asked while it ran) after it */
+    assert_true(ob_metrics_value("opsbot_store_fsync_seconds", NULL, 0) == 2.0);
     assert_int_equal(a.status, 0);
     assert_int_equal(b.status, 0);
     /* quiet: the first sync without a waiter checkpoints what no
