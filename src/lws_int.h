@@ -11,7 +11,7 @@
 #define OB__WS_MAX_ENDPOINTS 8
 
 /* The user pointer of client vhosts that trust the system's certificates:
- * src/lws.c (trust_os_store) sets their trust store up. */
+ * src/tls_trust.c (ob__tls_trust_os, called by src/lws.c) sets their trust store up. */
 extern const char ob__os_trust_mark;
 #define OB__VHOST_OS_TRUST ((void *)&ob__os_trust_mark)
 
