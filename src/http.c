@@ -24,7 +24,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http_conn.h"
 #include "http_dns.h"
+#include "http_parse.h"
 #include "http_url.h"
 #include "http_proxy.h"
 #include "lws_int.h"
@@ -89,6 +91,7 @@ struct ob_http {
     struct ob__proxy_env proxy;
     struct httpc_vh *vhosts;
     struct ob__dns_cache dns;
+    struct ob__pool *pool;      /* direct requests' connections */
     struct ob_http_call *calls; /* started, callback not yet run */
     size_t active;
     size_t nalloc;    /* open uv handles (calls' timers, later): h goes with the last */
@@ -115,6 +118,14 @@ struct ob_http_call {
     ob_http_cb cb;
     void *data;
     struct ob_http_call *prev, *next;
+    /* direct requests (no proxy): our own connection */
+    bool direct, reused, retried;
+    SSL_CTX *tlsctx; /* https: the context of its TLS files */
+    struct ob__conn *conn;
+    char addr[64]; /* numeric */
+    struct ob__hp hp;
+    char *reqbuf; /* the whole request, kept for one retry */
+    size_t reqbuf_len;
     uv_timer_t timer;  /* deadline + ticks, then the delivery */
     uint64_t deadline; /* uv_now() ms */
     enum call_state state;
@@ -262,6 +273,8 @@ static void call_free_cb(uv_handle_t *handle)
     free(c->path);
     free(c->body);
     free(c->hdr);
+    free(c->reqbuf);
+    ob__hp_free(&c->hp);
     free(c);
     if (--h->nalloc == 0 && h->freeing)
         free(h);
@@ -293,11 +306,13 @@ static void call_unlink(struct ob_http_call *c)
 }
 
 /* Forgets the wsi (and any name lookup): lws's later events for it find
- * nothing. */
+ * nothing. A connection of our own is closed (never back to the pool). */
 static void call_detach(struct ob_http_call *c)
 {
     ob__dns_drop(c->res);
     c->res = NULL;
+    ob__conn_close(c->conn);
+    c->conn = NULL;
     if (c->wsi) {
         lws_set_opaque_user_data(c->wsi, NULL);
         c->wsi = NULL;
@@ -534,7 +549,8 @@ static int established(struct ob_http_call *c, struct lws *wsi)
     return 0;
 }
 
-static int body_append(struct ob_http_call *c, const char *in, size_t n)
+/* 0, 1 when the cap was reached (what fits is kept), -1 out of memory. */
+static int body_store(struct ob_http_call *c, const char *in, size_t n)
 {
     size_t take = n;
 
@@ -551,10 +567,8 @@ static int body_append(struct ob_http_call *c, const char *in, size_t n)
         if (cap > c->max + 1)
             cap = c->max + 1;
         nb = realloc(c->body, cap);
-        if (!nb) {
-            call_finish(c, OB_ENOMEM, NULL);
+        if (!nb)
             return -1;
-        }
         c->body = nb;
         c->body_cap = cap;
     }
@@ -562,7 +576,18 @@ static int body_append(struct ob_http_call *c, const char *in, size_t n)
         memcpy(c->body + c->body_len, in, take);
     c->body_len += take;
     c->body[c->body_len] = '\0';
-    if (c->truncated) {
+    return c->truncated ? 1 : 0;
+}
+
+static int body_append(struct ob_http_call *c, const char *in, size_t n)
+{
+    int r = body_store(c, in, n);
+
+    if (r < 0) {
+        call_finish(c, OB_ENOMEM, NULL);
+        return -1;
+    }
+    if (r > 0) {
         call_done_now(c); /* OB_E2BIG; the rest is not read */
         return -1;
     }
@@ -743,7 +768,7 @@ static void warn_insecure(void)
 
 /* Hands the call to lws (address: numeric, or the proxy's business);
  * failures come back through the callbacks. */
-static void call_connect(struct ob_http_call *c, const char *address)
+static void lws_connect(struct ob_http_call *c, const char *address)
 {
     struct lws_client_connect_info ci;
     struct lws *wsi;
@@ -775,6 +800,171 @@ static void call_connect(struct ob_http_call *c, const char *address)
         call_finish(c, OB_EHTTP, "cannot connect");
     else if (c->state == ST_RUNNING)
         c->wsi = wsi;
+}
+
+/* ---- direct requests: our own connections ----------------------------- */
+
+/* Methods that may be sent again when a reused connection was found dead
+ * before any of the response arrived (RFC 9110 9.2.2). POST and PATCH
+ * never are: nothing ever runs an action twice. */
+static bool idempotent(const char *m)
+{
+    return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "PUT") || !strcmp(m, "DELETE") ||
+           !strcmp(m, "OPTIONS");
+}
+
+/* Request line, Host (from the parsed URL), the checked headers, the body. */
+static int build_request(struct ob_http_call *c)
+{
+    size_t n =
+        strlen(c->method) + strlen(c->path) + strlen(c->hosthdr) + c->hdrs_len + c->req_len + 40;
+    int k;
+
+    c->reqbuf = malloc(n);
+    if (!c->reqbuf)
+        return OB_ENOMEM;
+    k = snprintf(c->reqbuf, n, "%s %s HTTP/1.1\r\nHost: %s\r\n%.*s\r\n", c->method, c->path,
+                 c->hosthdr, (int)c->hdrs_len, c->hdrs);
+    if (k < 0 || (size_t)k + c->req_len >= n)
+        return OB_EHTTP;
+    if (c->req_len)
+        memcpy(c->reqbuf + k, c->req_body, c->req_len);
+    c->reqbuf_len = (size_t)k + c->req_len;
+    return 0;
+}
+
+static void direct_open(struct ob_http_call *c, bool fresh);
+
+static void direct_send(struct ob_http_call *c)
+{
+    if (ob__conn_write(c->conn, c->reqbuf, c->reqbuf_len) != 0) {
+        call_finish(c, OB_EHTTP, "cannot send the request");
+        return;
+    }
+    c->sent = true;
+}
+
+static void conn_ready(void *owner)
+{
+    struct ob_http_call *c = owner;
+
+    if (c->state == ST_RUNNING)
+        direct_send(c);
+}
+
+static int direct_body(void *ctx, const char *p, size_t n)
+{
+    struct ob_http_call *c = ctx;
+
+    return body_store(c, p, n) != 0;
+}
+
+/* The response is complete (or cut at the cap): its headers go with it. */
+static void direct_deliver(struct ob_http_call *c)
+{
+    free(c->hdr);
+    c->hdr = c->hp.hdr;
+    c->hdr_len = c->hp.hdr_len;
+    c->hp.hdr = NULL;
+    c->hp.hdr_len = c->hp.hdr_cap = 0;
+    c->status = c->hp.status;
+    call_done_now(c);
+}
+
+static void conn_data(void *owner, const char *p, size_t n)
+{
+    struct ob_http_call *c = owner;
+    struct ob__conn *conn = c->conn;
+    char msg[200];
+    size_t used;
+    int rc;
+
+    if (c->state != ST_RUNNING) {
+        call_detach(c);
+        return;
+    }
+    rc = ob__hp_feed(&c->hp, p, n, &used);
+    switch (rc) {
+    case OB__HP_MORE:
+        return;
+    case OB__HP_DONE:
+        /* to the pool first: the callback may start the next request */
+        c->conn = NULL;
+        ob__conn_release(conn, ob__hp_reusable(&c->hp) && used == n && !c->h->freeing);
+        direct_deliver(c);
+        return;
+    case OB__HP_STOP:
+        if (!c->truncated) {
+            call_finish(c, OB_ENOMEM, NULL);
+            return;
+        }
+        call_detach(c); /* OB_E2BIG: the rest is not read, the connection goes */
+        direct_deliver(c);
+        return;
+    default:
+        snprintf(msg, sizeof(msg), "invalid response: %s", c->hp.err);
+        call_finish(c, OB_EHTTP, msg);
+        return;
+    }
+}
+
+/* The connection ended (it is closed already). */
+static void conn_end(void *owner, const char *msg)
+{
+    struct ob_http_call *c = owner;
+
+    c->conn = NULL;
+    if (c->state != ST_RUNNING)
+        return;
+    /* A kept connection the server had dropped: once more on a new one,
+     * when nothing of a response came and sending again is harmless. */
+    if (c->reused && !c->retried && !ob__hp_started(&c->hp) && idempotent(c->method)) {
+        c->retried = true;
+        direct_open(c, true);
+        return;
+    }
+    if (msg) {
+        call_finish(c, OB_EHTTP, msg);
+        return;
+    }
+    if (ob__hp_eof(&c->hp) == OB__HP_DONE) {
+        direct_deliver(c); /* a body delimited by the close */
+        return;
+    }
+    call_finish(c, OB_EHTTP, c->hp.err);
+}
+
+static const struct ob__conn_ops conn_ops = {conn_ready, conn_data, conn_end};
+
+/* A connection from the pool (a kept one unless fresh), then the request. */
+static void direct_open(struct ob_http_call *c, bool fresh)
+{
+    struct ob__conn_key k = {c->tlsctx, c->tls && c->insecure, c->host, c->port};
+    const char *why = NULL;
+    char msg[200];
+
+    ob__hp_free(&c->hp);
+    ob__hp_init(&c->hp, c->head, MAX_HEADER_BYTES, direct_body, c);
+    c->sent = false;
+    if (ob__pool_get(c->h->pool, &k, c->addr, fresh, &conn_ops, c, &c->conn, &c->reused, &why)) {
+        snprintf(msg, sizeof(msg), "cannot connect: %s", why ? why : "failed");
+        call_finish(c, OB_EHTTP, msg);
+        return;
+    }
+    if (c->reused)
+        direct_send(c);
+}
+
+static void call_connect(struct ob_http_call *c, const char *address)
+{
+    if (!c->direct) {
+        lws_connect(c, address);
+        return;
+    }
+    ob_strlcpy(c->addr, address, sizeof(c->addr));
+    if (c->tls && c->insecure)
+        warn_insecure();
+    direct_open(c, false);
 }
 
 static void resolved(void *owner, const char *addr, const char *why)
@@ -814,8 +1004,9 @@ int ob_http_request(struct ob_http *h, const struct ob_http_req *req, ob_http_cb
                     struct ob_http_call **call_out)
 {
     struct ob_http_call *c;
-    struct lws_vhost *vh;
-    const char *proxy;
+    struct lws_vhost *vh = NULL;
+    SSL_CTX *tlsctx = NULL;
+    const char *proxy, *why;
     struct ob__url u;
     int rc;
 
@@ -831,9 +1022,17 @@ int ob_http_request(struct ob_http *h, const struct ob_http_req *req, ob_http_cb
         return OB_EINVAL;
     /* the TLS files only matter (and are only loaded) for https */
     proxy = ob__proxy_for(&h->proxy, u.tls, u.host, u.port);
-    vh = vh_get(h, u.tls ? req : NULL, proxy, &rc);
-    if (!vh)
-        return rc;
+    if (proxy) {
+        vh = vh_get(h, u.tls ? req : NULL, proxy, &rc); /* lws, through the tunnel */
+        if (!vh)
+            return rc;
+    } else if (u.tls) {
+        tlsctx = ob__pool_tls(h->pool, req->ca_file, req->cert_file, req->key_file, &why);
+        if (!tlsctx) {
+            ob_error("http", "%s", why);
+            return OB_EHTTP;
+        }
+    }
     c = calloc(1, sizeof(*c));
     if (!c)
         return OB_ENOMEM;
@@ -843,13 +1042,18 @@ int ob_http_request(struct ob_http *h, const struct ob_http_req *req, ob_http_cb
     c->data = data;
     c->max = req->max_response ? req->max_response : DEFAULT_MAX_RESPONSE;
     c->vh = vh;
+    c->direct = !proxy;
+    c->tlsctx = tlsctx;
     rc = call_setup(c, req, &u);
+    if (!rc && c->direct)
+        rc = build_request(c);
     if (!rc)
         rc = uv_timer_init(h->loop, &c->timer);
     if (rc) {
         free(c->hdrs);
         free(c->req_body);
         free(c->path);
+        free(c->reqbuf);
         free(c);
         return rc;
     }
@@ -880,6 +1084,8 @@ void ob_http_cancel(struct ob_http_call *call)
         return;
     call_unlink(call);
     call->state = ST_CANCELLED;
+    ob__conn_close(call->conn); /* never back to the pool */
+    call->conn = NULL;
     uv_timer_start(&call->timer, call_timer_cb, 0, 0); /* closes the connection */
 }
 
@@ -901,8 +1107,11 @@ static int http_alloc(struct ob_http **out, uv_loop_t *loop)
     h->loop = loop;
     rc = ob__proxy_env_load(&h->proxy);
     if (!rc)
+        rc = ob__pool_new(&h->pool, loop);
+    if (!rc)
         rc = uv_timer_init(loop, &h->later);
     if (rc) {
+        ob__pool_free(h->pool);
         ob__proxy_env_free(&h->proxy);
         free(h);
         return rc;
@@ -925,6 +1134,8 @@ static void http_release(struct ob_http *h)
         vh_free(v);
     }
     ob__proxy_env_free(&h->proxy);
+    ob__pool_free(h->pool); /* closes the kept connections */
+    h->pool = NULL;
     if (h->own_lws)
         ob_lws_free(h->lws);
     h->lws = NULL;
