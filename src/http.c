@@ -1,21 +1,32 @@
-/* HTTP client on libwebsockets' client HTTP support, on the lws context
- * (and so the libuv loop) of the process.
+/* HTTP client on the libuv loop of the process.
  *
- * Plain requests use the context's client vhost; one more lws client vhost
- * per (proxy, CA, client certificate) combination is created on first use.
- * A request is one client wsi whose opaque user data is its ob_http_call
- * (kind OB__KIND_HTTPC); src/lws.c routes those wsis' events here. A
- * complete response is delivered as soon as lws reports it (as libcurl
- * did); everything else from the call's own uv timer, which also enforces
- * the whole-request timeout. Never from inside ob_http_request. Host names
- * are resolved off the loop (http_dns.h).
+ * Direct requests (no proxy, the usual case) go on connections of our own
+ * (src/http_conn.c: libuv TCP, OpenSSL over memory BIOs for https, verified
+ * unless the request is insecure) from a keep-alive pool keyed by (TLS
+ * context, insecure, host, port): a request takes an idle connection to its
+ * host when there is one, else opens a new one; concurrent requests get
+ * separate connections (no pipelining). Responses are read by
+ * src/http_parse.c; a complete one whose connection may carry another goes
+ * back to the pool before its callback runs. A request that finds its kept
+ * connection dead before any byte of a response arrived is sent once more
+ * on a new connection only when its method is idempotent (GET, HEAD, PUT,
+ * DELETE, OPTIONS); POST and PATCH never are. Cancelled, timed-out,
+ * truncated (max_response) and failed calls close their connection.
  *
- * No connection reuse: every request has a connection of its own, closed
- * when it completes. lws 4.1's h1 client pipelining (LCCSCF_PIPELINE) only
- * finds an idle connection when Host carries no port, queues concurrent
- * requests behind each other, and on the libuv event lib leaves one orphaned
- * uv_poll_t in the loop per handed-over connection (measured: 5 leftover
- * poll handles after 6 sequential requests); see docs/TRANSPORT.md.
+ * Proxied requests (https_proxy, http_proxy; src/http_proxy.c) still use
+ * libwebsockets' client HTTP through a CONNECT tunnel, one lws client vhost
+ * per (proxy, CA, client certificate), and no reuse: lws 4.1's h1 client
+ * pipelining (LCCSCF_PIPELINE) only finds an idle connection when Host
+ * carries no port, queues concurrent requests behind each other, and on the
+ * libuv event lib leaves one orphaned uv_poll_t per handed-over connection;
+ * see docs/TRANSPORT.md. Such a request is one client wsi whose opaque user
+ * data is its ob_http_call (kind OB__KIND_HTTPC); src/lws.c routes those
+ * wsis' events here.
+ *
+ * Either way a complete response is delivered as soon as it is read (as
+ * libcurl did); everything else from the call's own uv timer, which also
+ * enforces the whole-request timeout. Never from inside ob_http_request.
+ * Host names are resolved off the loop (http_dns.h).
  *
  * Request headers and bodies carry tokens: they are never logged.
  */
@@ -835,10 +846,13 @@ static int build_request(struct ob_http_call *c)
 
 static void direct_open(struct ob_http_call *c, bool fresh);
 
+static void conn_end(void *owner, const char *msg);
+
 static void direct_send(struct ob_http_call *c)
 {
     if (ob__conn_write(c->conn, c->reqbuf, c->reqbuf_len) != 0) {
-        call_finish(c, OB_EHTTP, "cannot send the request");
+        ob__conn_close(c->conn);
+        conn_end(c, "cannot send the request"); /* may be sent once more */
         return;
     }
     c->sent = true;
