@@ -1,6 +1,7 @@
-/* HTTP client on libwebsockets' client HTTP support (so on the libuv loop,
- * with lws's OpenSSL TLS). Nothing blocks: every request completes through
- * its callback, exactly once, from the loop. Honours https_proxy, http_proxy
+/* HTTP client on the libuv loop: direct requests on kept-alive connections
+ * of its own (OpenSSL), proxied ones on libwebsockets' client HTTP. Nothing
+ * blocks: every request completes through its callback, exactly once, from
+ * the loop. Honours https_proxy, http_proxy
  * and no_proxy (CONNECT tunnels). Used by the platform REST APIs, the LLM
  * connections and the executors. See docs/TRANSPORT.md.
  */
@@ -69,9 +70,10 @@ void ob_http_cancel(struct ob_http_call *call);
 size_t ob_http_active(const struct ob_http *h);
 
 /* Value of a response header (case-insensitive name, last occurrence), or
- * NULL. Valid during the callback only. Covers the headers libwebsockets
- * knows by name (Content-Type, Retry-After, Location, ...) and a fixed list
- * of others (X-RateLimit-*, Retry-After-Ms, X-Should-Retry, request ids:
+ * NULL. Valid during the callback only. Direct requests keep every header;
+ * through a proxy (lws) only the headers libwebsockets knows by name
+ * (Content-Type, Retry-After, Location, ...) and a fixed list of others
+ * (X-RateLimit-*, Retry-After-Ms, X-Should-Retry, request ids:
  * custom_names in src/http.c). */
 const char *ob_http_resp_header(const struct ob_http_resp *resp, const char *name);
 
