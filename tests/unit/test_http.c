@@ -1629,6 +1629,38 @@ static void test_tls_verify(void **state)
     assert_int_equal(f.nreq, 4); /* the refused ones never sent a request */
 }
 
+/* The client certificate and key are loaded per TLS context: a key that
+ * does not match the certificate refuses the request at once; a matching
+ * pair is accepted (the test server does not ask for it). */
+static void test_tls_client_files(void **state)
+{
+    struct fx f;
+    struct pki p;
+    struct ob_http_server *good;
+    char url[128];
+    struct ob_http_req req = {.method = "GET", .url = url};
+
+    (void)state;
+    pki_make(&p);
+    fx_init(&f, 0);
+    good = tls_server(&f, p.good, p.good_key);
+    snprintf(url, sizeof(url), "https://localhost:%d/count?mtls", ob_http_server_port(good));
+    req.ca_file = p.ca;
+    req.cert_file = p.good;
+    req.key_file = p.other_key;
+    assert_int_equal(ob_http_request(f.http, &req, on_resp, &ctxs[0], NULL), OB_EHTTP);
+    req.key_file = p.good_key;
+    ctxs[0].f = &f;
+    ctxs[0].slot = 0;
+    f.expect = 1;
+    assert_int_equal(ob_http_request(f.http, &req, on_resp, &ctxs[0], NULL), 0);
+    fx_run(&f);
+    pki_remove(&p);
+    assert_int_equal(f.res[0].calls, 1);
+    assert_int_equal(f.res[0].err, 0);
+    assert_string_equal(f.res[0].body, "mtls");
+}
+
 /* HTTPS requests in sequence share one TLS connection. */
 static void test_tls_reuse(void **state)
 {
@@ -1734,6 +1766,7 @@ int main(void)
         cmocka_unit_test(test_keepalive_concurrent),
         cmocka_unit_test(test_tls_verify),
         cmocka_unit_test(test_tls_reuse),
+        cmocka_unit_test(test_tls_client_files),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
