@@ -937,6 +937,11 @@ static void conn_end(void *owner, const char *msg)
         direct_open(c, true);
         return;
     }
+    /* Over TLS only close_notify proves that a body the close delimits is
+     * whole (a FIN can come from anyone on the path), as with curl; other
+     * responses carry their length and only need the plain EOF. */
+    if (msg == ob__conn_tls_cut)
+        msg = ob__hp_until_close(&c->hp) ? msg : NULL;
     if (msg) {
         call_finish(c, OB_EHTTP, msg);
         return;

@@ -31,7 +31,7 @@
 #include "opsbot/util.h"
 #include "tls_trust.h"
 
-#define READ_BUF (64u * 1024)
+#define READ_BUF (16u * 1024) /* a TLS record's plaintext at most */
 
 enum cstate { C_CONNECTING, C_HANDSHAKE, C_BUSY, C_IDLE, C_CLOSING };
 
@@ -319,7 +319,11 @@ int ob__conn_write(struct ob__conn *c, const char *buf, size_t len)
 
 /* ---- reading ------------------------------------------------------------------ */
 
-static void conn_eof(struct ob__conn *c)
+const char ob__conn_tls_cut[] =
+    "TLS: the connection ended without close_notify: the response may be cut short";
+
+/* The peer closed: notified says whether TLS said so first (close_notify). */
+static void conn_eof(struct ob__conn *c, bool notified)
 {
     char msg[OB__URL_MAX_HOST + 64];
 
@@ -327,7 +331,7 @@ static void conn_eof(struct ob__conn *c)
         snprintf(msg, sizeof(msg), "TLS: handshake failed: connection closed (host %s)", c->host);
         conn_end(c, msg);
     } else {
-        conn_end(c, NULL);
+        conn_end(c, c->ssl && !notified ? ob__conn_tls_cut : NULL);
     }
 }
 
@@ -373,7 +377,7 @@ static void tls_read(struct ob__conn *c)
         if (e == SSL_ERROR_WANT_READ)
             return;
         if (e == SSL_ERROR_ZERO_RETURN) /* close_notify */
-            conn_eof(c);
+            conn_eof(c, true);
         else
             tls_failed(c, "read");
         return;
@@ -427,7 +431,7 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     if (n < 0) {
         if (n == UV_EOF || c->st == C_IDLE) {
-            conn_eof(c);
+            conn_eof(c, false);
             return;
         }
         snprintf(msg, sizeof(msg), "connection failed: %s", uv_strerror((int)n));

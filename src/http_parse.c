@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "http_parse.h"
+#include "opsbot/util.h"
 
 #define MAX_CHUNK_LINE 4096u           /* a chunk size with its extensions */
 #define MAX_LENGTH (UINT64_C(1) << 62) /* beyond: an invalid Content-Length */
@@ -328,27 +329,16 @@ static int headers_end(struct ob__hp *p)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* "hex[ ;ext...]" */
 static int chunk_size_line(struct ob__hp *p, const char *s, size_t n)
 {
     uint64_t v = 0;
     size_t i = 0;
 
-    for (; i < n && hexval(s[i]) >= 0; i++) {
+    for (; i < n && ob_hexval(s[i]) >= 0; i++) {
         if (v > (MAX_LENGTH >> 4))
             return fail(p, "chunk size too large");
-        v = (v << 4) | (uint64_t)hexval(s[i]);
+        v = (v << 4) | (uint64_t)ob_hexval(s[i]);
     }
     if (i == 0)
         return fail(p, "bad chunk size");
@@ -492,6 +482,11 @@ int ob__hp_eof(struct ob__hp *p)
         fail(p, p->started ? "connection closed before the response was complete"
                            : "connection closed before a response arrived");
     return result(p);
+}
+
+bool ob__hp_until_close(const struct ob__hp *p)
+{
+    return p->state == S_BODY_CLOSE;
 }
 
 bool ob__hp_started(const struct ob__hp *p)

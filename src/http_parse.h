@@ -62,6 +62,8 @@ int ob__hp_feed(struct ob__hp *p, const char *in, size_t len, size_t *used);
  * (or the response was already complete), else ERROR. */
 int ob__hp_eof(struct ob__hp *p);
 
+/* Reading a body that only the connection's close ends. */
+bool ob__hp_until_close(const struct ob__hp *p);
 /* Any byte of a response arrived. */
 bool ob__hp_started(const struct ob__hp *p);
 /* Complete, and the connection may carry another request: HTTP/1.1 without

@@ -26,24 +26,14 @@ static const char *env2(const char *lower, const char *upper)
     return v && *v ? v : NULL;
 }
 
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    ch = tolower(ch);
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    return -1;
-}
-
 /* Percent-decodes the user:pass part in place (as libcurl does). */
 static void decode_userinfo(char *s, size_t n)
 {
     size_t r = 0, w = 0;
 
     while (r < n) {
-        if (s[r] == '%' && r + 2 < n && hexval(s[r + 1]) >= 0 && hexval(s[r + 2]) >= 0) {
-            s[w++] = (char)(hexval(s[r + 1]) * 16 + hexval(s[r + 2]));
+        if (s[r] == '%' && r + 2 < n && ob_hexval(s[r + 1]) >= 0 && ob_hexval(s[r + 2]) >= 0) {
+            s[w++] = (char)(ob_hexval(s[r + 1]) * 16 + ob_hexval(s[r + 2]));
             r += 3;
         } else {
             s[w++] = s[r++];

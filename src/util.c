@@ -246,3 +246,14 @@ void ob_csv_field(void *file, const char *s)
     }
     fputc('"', f);
 }
+
+int ob_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

@@ -59,17 +59,6 @@ int ob_slack_verify_signature(const char *secret, size_t secret_len, const char 
 
 /* ---- form bodies ----------------------------------------------------------- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 char *slack__form_decode(const char *s, size_t len)
 {
     char *out = malloc(len + 1);
@@ -92,8 +81,8 @@ char *slack__form_decode(const char *s, size_t len)
                 free(out);
                 return NULL;
             }
-            hi = hexval((unsigned char)s[i + 1]);
-            lo = hexval((unsigned char)s[i + 2]);
+            hi = ob_hexval((unsigned char)s[i + 1]);
+            lo = ob_hexval((unsigned char)s[i + 2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
                 free(out);
                 return NULL;

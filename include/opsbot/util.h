@@ -36,6 +36,8 @@ void ob_html_escape(void *f, const char *s);
  * (OWASP's CSV injection advice); a reader gets the exact value back by
  * dropping one leading ' from a field that has one. NULL writes "". */
 void ob_csv_field(void *f, const char *s);
+/* The value of a hex digit (either case), or -1. */
+int ob_hexval(int c);
 /* Random id with a prefix: "r-5f0c2a9e1b7d" (libsodium randombytes). */
 void ob_random_id(const char *prefix, char *buf, size_t len);
 

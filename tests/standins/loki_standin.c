@@ -40,17 +40,6 @@ struct ob_loki_standin {
 
 /* ---- query string -------------------------------------------------------- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The decoded value of parameter name in query (malloc'd) or NULL. */
 static char *qparam(const char *query, const char *name)
 {
@@ -66,9 +55,9 @@ static char *qparam(const char *query, const char *name)
             size_t o = 0;
 
             for (size_t i = nl + 1; i < len; i++) {
-                if (p[i] == '%' && i + 2 < len + 1 && hexval(p[i + 1]) >= 0 &&
-                    hexval(p[i + 2]) >= 0) {
-                    out[o++] = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
+                if (p[i] == '%' && i + 2 < len + 1 && ob_hexval(p[i + 1]) >= 0 &&
+                    ob_hexval(p[i + 2]) >= 0) {
+                    out[o++] = (char)(ob_hexval(p[i + 1]) * 16 + ob_hexval(p[i + 2]));
                     i += 2;
                 } else {
                     out[o++] = p[i] == '+' ? ' ' : p[i];
@@ -159,13 +148,13 @@ static int parse_string(struct lq *q, char **out)
                 v[o++] = '\r';
                 break;
             case 'x':
-                if (hexval(s[q->i]) < 0 || hexval(s[q->i + 1]) < 0) {
+                if (ob_hexval(s[q->i]) < 0 || ob_hexval(s[q->i + 1]) < 0) {
                     free(v);
                     snprintf(q->err, sizeof(q->err),
                              "parse error at line 1, col %zu: invalid char escape", q->i);
                     return -1;
                 }
-                v[o++] = (char)(hexval(s[q->i]) * 16 + hexval(s[q->i + 1]));
+                v[o++] = (char)(ob_hexval(s[q->i]) * 16 + ob_hexval(s[q->i + 1]));
                 q->i += 2;
                 break;
             default:

@@ -119,17 +119,6 @@ static bool strlist_has(char **list, size_t n, const char *a, const char *b, con
     return found;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static char *urldecode(const char *p, size_t len)
 {
     char *out = malloc(len + 1);
@@ -138,8 +127,9 @@ static char *urldecode(const char *p, size_t len)
     for (size_t i = 0; i < len; i++) {
         if (p[i] == '+') {
             out[o++] = ' ';
-        } else if (p[i] == '%' && i + 2 < len && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
-            out[o++] = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
+        } else if (p[i] == '%' && i + 2 < len && ob_hexval(p[i + 1]) >= 0 &&
+                   ob_hexval(p[i + 2]) >= 0) {
+            out[o++] = (char)(ob_hexval(p[i + 1]) * 16 + ob_hexval(p[i + 2]));
             i += 2;
         } else {
             out[o++] = p[i];

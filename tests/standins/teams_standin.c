@@ -259,17 +259,6 @@ static void reply_json(struct ob_http_exchange *ex, int status, cJSON *o, const 
     cJSON_Delete(o);
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Value of a form field (decoded, malloc'd) or NULL. */
 static char *form_get(const char *body, size_t len, const char *key)
 {
@@ -287,9 +276,9 @@ static char *form_get(const char *body, size_t len, const char *key)
             for (size_t j = i + kl + 1; j < end; j++) {
                 if (body[j] == '+')
                     out[o++] = ' ';
-                else if (body[j] == '%' && j + 2 < end && hexval(body[j + 1]) >= 0 &&
-                         hexval(body[j + 2]) >= 0) {
-                    out[o++] = (char)(hexval(body[j + 1]) * 16 + hexval(body[j + 2]));
+                else if (body[j] == '%' && j + 2 < end && ob_hexval(body[j + 1]) >= 0 &&
+                         ob_hexval(body[j + 2]) >= 0) {
+                    out[o++] = (char)(ob_hexval(body[j + 1]) * 16 + ob_hexval(body[j + 2]));
                     j += 2;
                 } else
                     out[o++] = body[j];

@@ -1,6 +1,9 @@
 /* Tests of the HTTP client (src/http.c) against the lws HTTP server
  * (src/lws_server.c) on 127.0.0.1: real sockets, one loop per test, and
  * every test ends with the loop closing cleanly. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include "../../src/http_url.h"
@@ -1686,6 +1691,96 @@ static void test_tls_reuse(void **state)
     assert_int_equal(s.accepted, 1);
 }
 
+/* A TLS server on a thread of its own (blocking OpenSSL, test only) that
+ * answers one request with a body the close delimits, then closes with or
+ * without close_notify. */
+struct cut_srv {
+    int lfd, port;
+    bool notify;
+    const char *cert, *key;
+};
+
+static void *cut_serve(void *arg)
+{
+    struct cut_srv *s = arg;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    int fd = accept(s->lfd, NULL, NULL);
+    SSL *ssl;
+    char buf[4096];
+    static const char resp[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nthe first half";
+
+    assert_int_equal(SSL_CTX_use_certificate_chain_file(ctx, s->cert), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, s->key, SSL_FILETYPE_PEM), 1);
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_accept(ssl) == 1 && SSL_read(ssl, buf, sizeof(buf)) > 0) {
+        SSL_write(ssl, resp, (int)strlen(resp));
+        if (s->notify)
+            SSL_shutdown(ssl);
+    }
+    shutdown(fd, SHUT_WR); /* a FIN, whatever TLS said */
+    while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+    return NULL;
+}
+
+static void cut_listen(struct cut_srv *s)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+
+    s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(s->lfd >= 0);
+    assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(s->lfd, 4), 0);
+    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&a, &alen), 0);
+    s->port = ntohs(a.sin_port);
+}
+
+/* A body only the close ends is whole over TLS only when close_notify came
+ * first: a bare FIN (anyone on the path can send one) fails the request
+ * rather than hand over what may be half of it. */
+static void test_tls_close_delimited(void **state)
+{
+    struct pki p;
+
+    (void)state;
+    pki_make(&p);
+    for (int notify = 1; notify >= 0; notify--) {
+        struct cut_srv s = {.notify = notify, .cert = p.good, .key = p.good_key};
+        struct ob_http_req req = {.method = "GET", .ca_file = p.ca};
+        struct fx f;
+        pthread_t th;
+        char url[64];
+
+        cut_listen(&s);
+        assert_int_equal(pthread_create(&th, NULL, cut_serve, &s), 0);
+        fx_init(&f, 0);
+        snprintf(url, sizeof(url), "https://localhost:%d/", s.port);
+        req.url = url;
+        ctxs[0].f = &f;
+        ctxs[0].slot = 0;
+        f.expect = 1;
+        assert_int_equal(ob_http_request(f.http, &req, on_resp, &ctxs[0], NULL), 0);
+        fx_run(&f);
+        pthread_join(th, NULL);
+        close(s.lfd);
+        if (notify) {
+            assert_int_equal(f.res[0].err, 0);
+            assert_int_equal(f.res[0].status, 200);
+            assert_string_equal(f.res[0].body, "the first half");
+        } else {
+            assert_int_equal(f.res[0].err, OB_EHTTP);
+            if (!strstr(f.res[0].errmsg, "without close_notify"))
+                fail_msg("errmsg: %s", f.res[0].errmsg);
+        }
+    }
+    pki_remove(&p);
+}
+
 /* The URL parser (fuzz_http_url's findings are the first two cases). */
 static void test_url_parse(void **state)
 {
@@ -1767,6 +1862,7 @@ int main(void)
         cmocka_unit_test(test_tls_verify),
         cmocka_unit_test(test_tls_reuse),
         cmocka_unit_test(test_tls_client_files),
+        cmocka_unit_test(test_tls_close_delimited),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -893,6 +893,26 @@ static void test_demo_yaml(void **state)
 }
 
 /* The shipped example policy loads and behaves as its comments say. */
+/* Loads yaml as pol.yaml into a policy that must fail (OB_ECONFIG): every
+ * diagnostic line into all. cfg stays for the caller to free. */
+static void load_failing(const char *yaml, const struct ob_catalog *cat, struct ob_config **cfg,
+                         char *all, size_t len)
+{
+    struct ob_policy *p = NULL;
+    struct ob_diag d;
+
+    all[0] = '\0';
+    ob_diag_init(&d);
+    assert_int_equal(ob_config_load_string(cfg, yaml, "pol.yaml", &d), 0);
+    assert_int_equal(ob_policy_add_json(&p, *cfg, cat, ob_config_root(*cfg), &d), OB_ECONFIG);
+    for (size_t i = 0; i < d.n; i++) {
+        strncat(all, d.lines[i], len - strlen(all) - 2);
+        strcat(all, "\n");
+    }
+    ob_diag_release(&d);
+    ob_policy_free(p);
+}
+
 /* Numbers YAML can write but no parameter can hold (.nan, .inf, 1e300) are
  * reported as the values they are; the fuzzer found .nan converted to an
  * integer (undefined behaviour) on the way. */
@@ -905,23 +925,13 @@ static void test_odd_numbers(void **state)
                                "    effect: allow\n";
     struct ob_catalog *cat = make_catalog();
     struct ob_config *cfg = NULL;
-    struct ob_policy *p = NULL;
-    struct ob_diag d;
-    char all[4096] = "";
+    char all[4096];
 
     (void)state;
-    ob_diag_init(&d);
-    assert_int_equal(ob_config_load_string(&cfg, yaml, "pol.yaml", &d), 0);
-    assert_int_equal(ob_policy_add_json(&p, cfg, cat, ob_config_root(cfg), &d), OB_ECONFIG);
-    for (size_t i = 0; i < d.n; i++) {
-        strncat(all, d.lines[i], sizeof(all) - strlen(all) - 2);
-        strcat(all, "\n");
-    }
+    load_failing(yaml, cat, &cfg, all, sizeof(all));
     if (!strstr(all, "pol.yaml:4:") || !strstr(all, "nan") || !strstr(all, "inf") ||
         !strstr(all, "1e+300") || !strstr(all, "2.5"))
         fail_msg("unexpected diagnostics:\n%s", all);
-    ob_diag_release(&d);
-    ob_policy_free(p);
     ob_config_free(cfg);
     free_catalog(cat);
 }
@@ -1007,21 +1017,13 @@ static void test_yaml_error_locations(void **state)
     struct ob_config *cfg = NULL;
     struct ob_policy *p = NULL;
     struct ob_diag d;
-    char all[4096] = "";
+    char all[4096];
 
     (void)state;
-    ob_diag_init(&d);
-    assert_int_equal(ob_config_load_string(&cfg, yaml, "pol.yaml", &d), 0);
-    assert_int_equal(ob_policy_add_json(&p, cfg, NULL, ob_config_root(cfg), &d), OB_ECONFIG);
-    for (size_t i = 0; i < d.n; i++) {
-        strncat(all, d.lines[i], sizeof(all) - strlen(all) - 2);
-        strcat(all, "\n");
-    }
+    load_failing(yaml, NULL, &cfg, all, sizeof(all));
     if (!strstr(all, "pol.yaml:4: group: unknown group 'ghosts'") ||
         !strstr(all, "pol.yaml:8: effect:") || !strstr(all, "pol.yaml:12: to:"))
         fail_msg("unexpected diagnostics:\n%s", all);
-    ob_diag_release(&d);
-    ob_policy_free(p);
 
     /* A good document: decisions carry file:line of the rule. */
     ob_config_free(cfg);
