@@ -9,8 +9,8 @@
  * src/http_parse.c; a complete one whose connection may carry another goes
  * back to the pool before its callback runs. A request that finds its kept
  * connection dead before any byte of a response arrived is sent once more
- * on a new connection only when its method is idempotent (GET, HEAD, PUT,
- * DELETE, OPTIONS); POST and PATCH never are. Cancelled, timed-out,
+ * on a new connection only when its method only reads (GET, HEAD,
+ * OPTIONS); POST, PUT, DELETE and PATCH never are. Cancelled, timed-out,
  * truncated (max_response) and failed calls close their connection.
  *
  * Proxied requests (https_proxy, http_proxy; src/http_proxy.c) still use
@@ -816,12 +816,13 @@ static void lws_connect(struct ob_http_call *c, const char *address)
 /* ---- direct requests: our own connections ----------------------------- */
 
 /* Methods that may be sent again when a reused connection was found dead
- * before any of the response arrived (RFC 9110 9.2.2). POST and PATCH
- * never are: nothing ever runs an action twice. */
-static bool idempotent(const char *m)
+ * before any of the response arrived: the safe ones (RFC 9110 9.2.1), which
+ * only read. Not PUT or DELETE, though RFC 9110 calls them idempotent: an
+ * http action may be one, an API may not keep that promise, and nothing
+ * ever runs an action twice. */
+static bool safe_method(const char *m)
 {
-    return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "PUT") || !strcmp(m, "DELETE") ||
-           !strcmp(m, "OPTIONS");
+    return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "OPTIONS");
 }
 
 /* Request line, Host (from the parsed URL), the checked headers, the body. */
@@ -932,7 +933,7 @@ static void conn_end(void *owner, const char *msg)
         return;
     /* A kept connection the server had dropped: once more on a new one,
      * when nothing of a response came and sending again is harmless. */
-    if (c->reused && !c->retried && !ob__hp_started(&c->hp) && idempotent(c->method)) {
+    if (c->reused && !c->retried && !ob__hp_started(&c->hp) && safe_method(c->method)) {
         c->retried = true;
         direct_open(c, true);
         return;
