@@ -1,9 +1,11 @@
 /* The command line. Every command takes -c FILE, has --help, and exits
  * non-zero with one clear line on error. */
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "bundle.h"
@@ -139,12 +141,35 @@ static int config_only_opts(int argc, char **argv, const char *usage, const char
 
 /* ---- run / console ------------------------------------------------------- */
 
+/* The kernel grows a process's descriptor table by doubling, and once the
+ * process has threads (libuv's pool) each growth waits for an RCU grace
+ * period: on the bench's VM socket() blocked the loop 4-13 ms when it
+ * returned 256, 512 and 1024 (tests/bench/notes.md). The table is grown
+ * here once, before any thread exists, to the 1024 descriptors an lws
+ * context may use (LWS_FD_LIMIT); /proc/PID/status says FDSize: 1024. */
+static void grow_fd_table(void)
+{
+    struct rlimit rl;
+    int base, fd;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur < 1024)
+        return;
+    base = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (base < 0)
+        return;
+    fd = fcntl(base, F_DUPFD_CLOEXEC, 1023);
+    if (fd >= 0)
+        close(fd);
+    close(base);
+}
+
 static int run_loop(struct ob_bundle *b, const char *path, struct ob_adapter *console)
 {
     uv_loop_t loop;
     struct ob_bot *bot = NULL;
     int rc, status;
 
+    grow_fd_table();
     uv_loop_init(&loop);
     rc = ob_bot_new(&bot, &loop, b, path);
     if (rc) {

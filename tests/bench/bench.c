@@ -52,7 +52,7 @@ struct phase {
     /* results */
     unsigned first, sent, acked, echoed, done;
     int64_t t0, t_last_sent, t_end;
-    double cpu_s, bench_cpu_s, other_cpu_s, wall_s, achieved, offered;
+    double cpu_s, bench_cpu_s, other_cpu_s, steal_s, wall_s, achieved, offered;
     double ack_p50, ack_p99, ack_max, echo_p50, echo_p99, echo_max, done_p50, done_p99;
     long hwm_kb, rss_kb;
     /* opsbot's own loop during the phase (opsbot_loop_busy_seconds):
@@ -142,8 +142,10 @@ static double self_cpu_s(void)
            ru.ru_stime.tv_usec / 1e6;
 }
 
-/* Busy CPU seconds of the whole machine (all cores). */
-static double machine_busy_s(void)
+/* Busy CPU seconds of the whole machine (all cores); with steal, the
+ * seconds the hypervisor ran something else while a vCPU of ours wanted to
+ * run. */
+static double machine_cpu_s(double *steal)
 {
     unsigned long long v[8] = {0};
     FILE *f = fopen("/proc/stat", "r");
@@ -156,6 +158,8 @@ static double machine_busy_s(void)
     fclose(f);
     if (n < 8)
         return 0;
+    if (steal)
+        *steal = (double)v[7] / (double)sysconf(_SC_CLK_TCK);
     /* user nice system [idle iowait] irq softirq [steal: the hypervisor's] */
     return (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -639,7 +643,7 @@ static void write_latencies(const struct phase *p)
 static void run_phase(struct phase *p)
 {
     struct busy b0 = scrape_busy(), b1;
-    double cpu0, self0, mach0;
+    double cpu0, self0, mach0, steal0 = 0, steal1 = 0;
     int64_t *a, *e, *d, last_done = 0;
     size_t na = 0, ne = 0, nd = 0;
     double unused;
@@ -651,14 +655,15 @@ static void run_phase(struct phase *p)
     B.phase_over = false;
     cpu0 = proc_cpu_s(B.pid);
     self0 = self_cpu_s();
-    mach0 = machine_busy_s();
+    mach0 = machine_cpu_s(&steal0);
     p->t0 = now_ns();
     pump();
     run_until(phase_cond, PHASE_TIMEOUT_NS + 5000000000LL);
     p->t_end = now_ns();
     p->cpu_s = proc_cpu_s(B.pid) - cpu0;
     p->bench_cpu_s = self_cpu_s() - self0;
-    p->other_cpu_s = machine_busy_s() - mach0 - p->cpu_s - p->bench_cpu_s;
+    p->other_cpu_s = machine_cpu_s(&steal1) - mach0 - p->cpu_s - p->bench_cpu_s;
+    p->steal_s = steal1 - steal0;
     if (p->other_cpu_s < 0)
         p->other_cpu_s = 0;
     B.cur = NULL;
@@ -702,14 +707,15 @@ static void run_phase(struct phase *p)
     fprintf(stderr,
             "bench: %-10s sent %6u done %6u in %6.2fs = %8.0f ev/s (offered %8.0f) ack p50 %.3f "
             "p99 %.3f max %.3f ms; echo p50 %.3f p99 %.3f max %.3f ms; opsbot cpu %.2fs "
-            "(%.3f s/1000 ev), bench cpu %.2fs, other %.2fs; rss %ld kB hwm %ld kB; loop busy "
+            "(%.3f s/1000 ev), bench cpu %.2fs, other %.2fs, steal %.2fs; rss %ld kB hwm %ld kB; "
+            "loop busy "
             "%.0f%%, turns %ld, > 5/10/25/50 ms: %ld/%ld/%ld/%ld; fsyncs %ld mean %.2f ms, > "
             "5/25 ms: %ld/%ld; load %s%s\n",
             p->name, p->sent, p->done, p->wall_s, p->achieved, p->offered, p->ack_p50, p->ack_p99,
             p->ack_max, p->echo_p50, p->echo_p99, p->echo_max, p->cpu_s,
-            p->sent ? p->cpu_s * 1000 / p->sent : 0, p->bench_cpu_s, p->other_cpu_s, p->rss_kb,
-            p->hwm_kb, busy_pct(p), p->turns, p->over5, p->over10, p->over25, p->over50, p->fsyncs,
-            p->fsync_mean_ms, p->fsync_over5, p->fsync_over25, p->load,
+            p->sent ? p->cpu_s * 1000 / p->sent : 0, p->bench_cpu_s, p->other_cpu_s, p->steal_s,
+            p->rss_kb, p->hwm_kb, busy_pct(p), p->turns, p->over5, p->over10, p->over25, p->over50,
+            p->fsyncs, p->fsync_mean_ms, p->fsync_over5, p->fsync_over25, p->load,
             p->timed_out ? " TIMED OUT" : "");
 }
 
@@ -822,7 +828,8 @@ static void json_phase(FILE *f, const struct phase *p, bool last)
             "\"echo_ms\": {\"p50\": %.3f, \"p99\": %.3f, \"max\": %.3f}, "
             "\"done_ms\": {\"p50\": %.3f, \"p99\": %.3f},\n"
             "     \"opsbot_cpu_s\": %.3f, \"opsbot_cpu_s_per_1000\": %.4f, \"bench_cpu_s\": "
-            "%.3f, \"other_cpu_s\": %.3f, \"opsbot_rss_kb\": %ld, \"opsbot_hwm_kb\": %ld, "
+            "%.3f, \"other_cpu_s\": %.3f, \"steal_s\": %.3f, \"opsbot_rss_kb\": %ld, "
+            "\"opsbot_hwm_kb\": %ld, "
             "\"loop_busy_pct\": %.1f, \"loop_turns\": %ld, \"loop_turns_over_ms\": {\"5\": %ld, "
             "\"10\": %ld, \"25\": %ld, "
             "\"50\": %ld},\n     \"fsyncs\": %ld, \"fsync_mean_ms\": %.3f, "
@@ -831,9 +838,9 @@ static void json_phase(FILE *f, const struct phase *p, bool last)
             p->name, p->rate > 0 ? p->rate : p->offered, p->sent, p->acked, p->echoed, p->done,
             p->wall_s, p->achieved, p->ack_p50, p->ack_p99, p->ack_max, p->echo_p50, p->echo_p99,
             p->echo_max, p->done_p50, p->done_p99, p->cpu_s,
-            p->sent ? p->cpu_s * 1000 / p->sent : 0, p->bench_cpu_s, p->other_cpu_s, p->rss_kb,
-            p->hwm_kb, busy_pct(p), p->turns, p->over5, p->over10, p->over25, p->over50, p->fsyncs,
-            p->fsync_mean_ms, p->fsync_over5, p->fsync_over25, p->load,
+            p->sent ? p->cpu_s * 1000 / p->sent : 0, p->bench_cpu_s, p->other_cpu_s, p->steal_s,
+            p->rss_kb, p->hwm_kb, busy_pct(p), p->turns, p->over5, p->over10, p->over25, p->over50,
+            p->fsyncs, p->fsync_mean_ms, p->fsync_over5, p->fsync_over25, p->load,
             p->timed_out ? "true" : "false", last ? "" : ",");
 }
 
@@ -904,7 +911,7 @@ static int report(const char *out, struct phase *ph, size_t nph, const struct me
             "| phase | offered ev/s | events | done ev/s | ack p50 / p99 / max ms | echo p50 "
             "/ p99 / max ms | done p99 ms | opsbot CPU s /1000 ev | opsbot loop busy | opsbot loop "
             "turns (> 5 / 10 / 25 / 50 ms) | WAL fsyncs: mean ms (> 5 / 25 ms) | bench CPU s | "
-            "other CPU s | load avg "
+            "other CPU s (steal) | load avg "
             "|\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < nph; i++) {
         const struct phase *p = &ph[i];
@@ -912,13 +919,13 @@ static int report(const char *out, struct phase *ph, size_t nph, const struct me
         fprintf(
             f,
             "| %s | %.0f | %u | %.0f | %.2f / %.2f / %.2f | %.2f / %.2f / %.2f | %.2f | "
-            "%.3f | %.0f %% | %ld (%ld / %ld / %ld / %ld) | %ld: %.2f (%ld / %ld) | %.2f | %.2f | "
-            "%.2f %.2f %.2f |\n",
+            "%.3f | %.0f %% | %ld (%ld / %ld / %ld / %ld) | %ld: %.2f (%ld / %ld) | %.2f | %.2f "
+            "(%.2f) | %.2f %.2f %.2f |\n",
             p->name, p->rate > 0 ? p->rate : p->offered, p->sent, p->achieved, p->ack_p50,
             p->ack_p99, p->ack_max, p->echo_p50, p->echo_p99, p->echo_max, p->done_p99,
             p->sent ? p->cpu_s * 1000 / p->sent : 0, busy_pct(p), p->turns, p->over5, p->over10,
             p->over25, p->over50, p->fsyncs, p->fsync_mean_ms, p->fsync_over5, p->fsync_over25,
-            p->bench_cpu_s, p->other_cpu_s, atof(p->load),
+            p->bench_cpu_s, p->other_cpu_s, p->steal_s, atof(p->load),
             atof(strchr(p->load, ' ') ? strchr(p->load, ' ') : "0"),
             atof(strchr(p->load, ' ') && strchr(strchr(p->load, ' ') + 1, ' ')
                      ? strchr(strchr(p->load, ' ') + 1, ' ')
