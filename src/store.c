@@ -245,6 +245,7 @@ int ob_store_open(struct ob_store **out, const char *path)
     s = ob_xcalloc(1, sizeof(*s));
     s->path = ob_xstrdup(path);
     s->wal_fd = -1;
+    s->wal_keep = 64 * 1024 * 1024; /* what journal_size_limit was */
     rc = sqlite3_open_v2(path, &s->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {

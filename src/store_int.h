@@ -69,6 +69,9 @@ struct ob_store {
     int ckpt_rc;
     int wal_pages;
     int ckpt_at;      /* wal_pages when the last checkpoint was queued */
+    int ckpt_mode;    /* SQLITE_CHECKPOINT_PASSIVE, or _TRUNCATE when quiet */
+    bool cut_due;     /* a quiet TRUNCATE waits for the running checkpoint */
+    int64_t wal_keep; /* bytes of WAL file a quiet moment leaves alone */
     sqlite3 *ckpt_db; /* used on the thread pool only, one job at a time */
     bool released;    /* ob_store_close ran while disk work was in flight */
 };

@@ -19,14 +19,17 @@
  * pool, on a second connection, each time CKPT_PAGES more pages are in the
  * WAL (not after every commit once it is past that size).
  * PASSIVE never blocks the writer; a WAL that cannot be fully checkpointed
- * under constant writes keeps growing until a quieter moment, and
- * journal_size_limit trims it after it restarts.
+ * under constant writes keeps growing until a quieter moment, when a
+ * TRUNCATE checkpoint (also on the thread pool) cuts a file larger than
+ * wal_keep to nothing. journal_size_limit is off: SQLite would truncate
+ * inside the commit that restarts the WAL, on the loop.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "opsbot/err.h"
@@ -124,7 +127,15 @@ static void start_round(struct ob_store *s)
     s->fsync_busy = true;
 }
 
-static void queue_ckpt(struct ob_store *s);
+static void queue_ckpt(struct ob_store *s, int mode);
+
+/* The WAL file is larger than a quiet moment leaves it. */
+static bool wal_big(const struct ob_store *s)
+{
+    struct stat st;
+
+    return fstat(s->wal_fd, &st) == 0 && st.st_size > s->wal_keep;
+}
 
 int ob_store_sync(struct ob_store *s, ob_store_sync_cb cb, void *data)
 {
@@ -135,10 +146,15 @@ int ob_store_sync(struct ob_store *s, ob_store_sync_cb cb, void *data)
     /* Quiet (no waiter): the pages no checkpoint covered yet are copied
      * too. SQLite starts the WAL over only when a checkpoint has copied
      * all of it, which while commits keep coming never happens; with this
-     * the next commit after a quiet second starts it over (and cuts the
-     * file back to journal_size_limit). */
-    if (!cb && s->wal_pages > s->ckpt_at)
-        queue_ckpt(s);
+     * the next commit after a quiet second starts it over. A WAL file a
+     * burst left larger than wal_keep is cut to nothing by that checkpoint
+     * (TRUNCATE) on the thread pool: SQLite's own journal_size_limit would
+     * cut it inside the next commit, on the loop, and freeing a large file's
+     * blocks took 15-40 ms on the bench's ext4 (tests/bench/notes.md). */
+    if (!cb && wal_big(s))
+        queue_ckpt(s, SQLITE_CHECKPOINT_TRUNCATE);
+    else if (!cb && s->wal_pages > s->ckpt_at)
+        queue_ckpt(s, SQLITE_CHECKPOINT_PASSIVE);
     if (!cb && (!s->dirty || s->next_round))
         return 0; /* nothing new, or a round that begins later is coming */
     w = ob_xcalloc(1, sizeof(*w));
@@ -150,6 +166,12 @@ int ob_store_sync(struct ob_store *s, ob_store_sync_cb cb, void *data)
     if (!s->fsync_busy)
         start_round(s);
     return 0;
+}
+
+void ob_store_set_wal_keep(struct ob_store *s, int64_t bytes)
+{
+    if (s)
+        s->wal_keep = bytes;
 }
 
 bool ob_store_is_async(const struct ob_store *s)
@@ -177,8 +199,9 @@ static void ckpt_work(uv_work_t *req)
             return;
         }
     }
-    s->ckpt_rc =
-        sqlite3_wal_checkpoint_v2(s->ckpt_db, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    /* TRUNCATE answers SQLITE_BUSY at once (no busy handler here) while
+     * the loop's connection is in a transaction: tried again when quiet */
+    s->ckpt_rc = sqlite3_wal_checkpoint_v2(s->ckpt_db, "main", s->ckpt_mode, NULL, NULL);
 }
 
 static void ckpt_done(uv_work_t *req, int status)
@@ -193,6 +216,10 @@ static void ckpt_done(uv_work_t *req, int status)
         sqlite3_close(s->ckpt_db); /* reopened by the next job */
         s->ckpt_db = NULL;
     }
+    if (s->cut_due && !s->released) {
+        s->cut_due = false;
+        queue_ckpt(s, SQLITE_CHECKPOINT_TRUNCATE);
+    }
     maybe_free(s);
 }
 
@@ -206,11 +233,15 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
-/* A checkpoint of everything committed so far, unless one is running. */
-static void queue_ckpt(struct ob_store *s)
+/* A checkpoint of everything committed so far, unless one is running (a
+ * TRUNCATE then follows it). */
+static void queue_ckpt(struct ob_store *s, int mode)
 {
-    if (s->ckpt_busy)
+    if (s->ckpt_busy) {
+        s->cut_due |= mode == SQLITE_CHECKPOINT_TRUNCATE;
         return;
+    }
+    s->ckpt_mode = mode;
     s->ckpt_at = s->wal_pages;
     s->ckpt_req.data = s;
     s->ckpt_rc = SQLITE_OK;
@@ -226,7 +257,7 @@ void ob__store_committed(struct ob_store *s)
     if (s->wal_pages < s->ckpt_at)
         s->ckpt_at = 0; /* the WAL restarted from its beginning */
     if (s->wal_pages - s->ckpt_at >= CKPT_PAGES)
-        queue_ckpt(s);
+        queue_ckpt(s, SQLITE_CHECKPOINT_PASSIVE);
 }
 
 /* ---- attaching ------------------------------------------------------------------ */
@@ -251,7 +282,7 @@ int ob_store_attach_loop(struct ob_store *s, uv_loop_t *loop)
         return OB_ESTORE;
     }
     if (sqlite3_exec(s->db,
-                     "PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=67108864; "
+                     "PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=-1; "
                      "PRAGMA wal_autocheckpoint=0;",
                      NULL, NULL, &msg) != SQLITE_OK) {
         ob_warn(COMP, "%s: %s; commits stay synchronous", s->path, msg ? msg : "?");

@@ -44,6 +44,9 @@ typedef void (*ob_store_sync_cb)(void *data, int status);
  * NULL: makes what was committed durable soon, when anything is not yet
  * (the daemon calls it when it goes quiet). */
 int ob_store_sync(struct ob_store *s, ob_store_sync_cb cb, void *data);
+/* The size above which a quiet moment cuts the WAL file back (to nothing;
+ * default 64 MiB). For tests. */
+void ob_store_set_wal_keep(struct ob_store *s, int64_t bytes);
 /* Gives SQLite's page cache back to the heap (the daemon calls it when it
  * goes quiet, before it trims the heap); pages are read again from the OS's
  * cache when next needed. Pages of an open transaction stay. */

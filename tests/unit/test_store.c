@@ -462,6 +462,32 @@ static void test_async_sync(void **state)
         sqlite3_close(db);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
+
+    /* A WAL file a burst left larger than wal_keep: commits never cut it
+     * (journal_size_limit is off: that truncation ran inside a commit, on
+     * the loop); the quiet checkpoint does, on the thread pool, to nothing. */
+    {
+        char wal[300];
+
+        snprintf(wal, sizeof(wal), "%s-wal", t.db);
+        ob_store_set_wal_keep(s, 256 * 1024);
+        for (int i = 0; i < 300; i++) {
+            snprintf(id, sizeof(id), "c:burst-%d", i);
+            assert_int_equal(ob_store_claim(s, id, 40), 0);
+            assert_int_equal(ob_store_flush(s), 0);
+        }
+        assert_int_equal(stat(wal, &st0), 0);
+        assert_true(st0.st_size > 256 * 1024);
+        assert_int_equal(ob_store_sync(s, NULL, NULL), 0);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        assert_int_equal(stat(wal, &st1), 0);
+        assert_int_equal(st1.st_size, 0);
+        /* and the store goes on writing, everything still there */
+        assert_int_equal(ob_store_claim(s, "c:after-cut", 50), 0);
+        assert_int_equal(ob_store_flush(s), 0);
+        assert_int_equal(ob_store_claim(s, "c:burst-7", 50), OB_EDUP);
+        assert_int_equal(other_conn_int(t.db, "SELECT count(*) FROM events"), 1803);
+    }
     ob_store_close(s);
     assert_int_equal(uv_loop_close(&loop), 0);
     tmp_clean(&t);
