@@ -1706,6 +1706,8 @@ struct cut_srv {
     int lfd, port;
     bool notify;
     const char *cert, *key;
+    const char *client_ca; /* set: a client certificate from it is required */
+    char client_cn[64];    /* what the client presented */
 };
 
 static void *cut_serve(void *arg)
@@ -1719,9 +1721,20 @@ static void *cut_serve(void *arg)
 
     assert_int_equal(SSL_CTX_use_certificate_chain_file(ctx, s->cert), 1);
     assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, s->key, SSL_FILETYPE_PEM), 1);
+    if (s->client_ca) {
+        assert_int_equal(SSL_CTX_load_verify_locations(ctx, s->client_ca, NULL), 1);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    }
     ssl = SSL_new(ctx);
     SSL_set_fd(ssl, fd);
     if (SSL_accept(ssl) == 1 && SSL_read(ssl, buf, sizeof(buf)) > 0) {
+        X509 *peer = SSL_get1_peer_certificate(ssl);
+
+        if (peer) {
+            X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, s->client_cn,
+                                      sizeof(s->client_cn));
+            X509_free(peer);
+        }
         SSL_write(ssl, resp, (int)strlen(resp));
         if (s->notify)
             SSL_shutdown(ssl);
@@ -1783,6 +1796,52 @@ static void test_tls_close_delimited(void **state)
         } else {
             assert_int_equal(f.res[0].err, OB_EHTTP);
             if (!strstr(f.res[0].errmsg, "without close_notify"))
+                fail_msg("errmsg: %s", f.res[0].errmsg);
+        }
+    }
+    pki_remove(&p);
+}
+
+/* Mutual TLS: a server that requires a client certificate from our CA gets
+ * the one cert_file/key_file name (as a Kubernetes API server would), and
+ * refuses a request without one. */
+static void test_tls_client_cert(void **state)
+{
+    struct pki p;
+
+    (void)state;
+    pki_make(&p);
+    for (int with = 1; with >= 0; with--) {
+        struct cut_srv s = {.notify = true, .cert = p.good, .key = p.good_key, .client_ca = p.ca};
+        struct ob_http_req req = {.method = "GET", .ca_file = p.ca};
+        struct fx f;
+        pthread_t th;
+        char url[64];
+
+        if (with) {
+            req.cert_file = p.other;
+            req.key_file = p.other_key;
+        }
+        cut_listen(&s);
+        assert_int_equal(pthread_create(&th, NULL, cut_serve, &s), 0);
+        fx_init(&f, 0);
+        snprintf(url, sizeof(url), "https://localhost:%d/", s.port);
+        req.url = url;
+        ctxs[0].f = &f;
+        ctxs[0].slot = 0;
+        f.expect = 1;
+        assert_int_equal(ob_http_request(f.http, &req, on_resp, &ctxs[0], NULL), 0);
+        fx_run(&f);
+        pthread_join(th, NULL);
+        close(s.lfd);
+        if (with) {
+            assert_int_equal(f.res[0].err, 0);
+            assert_int_equal(f.res[0].status, 200);
+            assert_string_equal(s.client_cn, "localhost"); /* every leaf here */
+        } else {
+            assert_int_equal(f.res[0].err, OB_EHTTP);
+            assert_string_equal(s.client_cn, "");
+            if (!strstr(f.res[0].errmsg, "TLS") && !strstr(f.res[0].errmsg, "closed"))
                 fail_msg("errmsg: %s", f.res[0].errmsg);
         }
     }
@@ -1871,6 +1930,7 @@ int main(void)
         cmocka_unit_test(test_tls_reuse),
         cmocka_unit_test(test_tls_client_files),
         cmocka_unit_test(test_tls_close_delimited),
+        cmocka_unit_test(test_tls_client_cert),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
