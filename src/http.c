@@ -129,6 +129,9 @@ struct ob_http_call {
     ob_http_cb cb;
     void *data;
     struct ob_http_call *prev, *next;
+    /* proxied: the proxy string (h's) and its host, resolved here */
+    const char *proxy;
+    char phost[MAX_HOST];
     /* direct requests (no proxy): our own connection */
     bool direct, reused, retried;
     SSL_CTX *tlsctx; /* https: the context of its TLS files */
@@ -987,36 +990,71 @@ static void call_connect(struct ob_http_call *c, const char *address)
     direct_open(c, false);
 }
 
+/* Through the proxy at addr (numeric): lws gets the address, so it does
+ * not look the proxy's name up itself (a blocking getaddrinfo() on the loop
+ * at every connection). The vhost is the proxy's own; its address is set
+ * right before each connection, which reads it at once. */
+static void proxy_dial(struct ob_http_call *c, const char *addr)
+{
+    char at[OB__URL_MAX_HOST + 600];
+
+    if (!ob__proxy_at(c->proxy, addr, at, sizeof(at)) || lws_set_proxy(c->vh, at) != 0) {
+        call_finish(c, OB_EHTTP, "cannot use the proxy");
+        return;
+    }
+    lws_connect(c, c->host); /* the proxy resolves the target's name */
+}
+
 static void resolved(void *owner, const char *addr, const char *why)
 {
     struct ob_http_call *c = owner;
+    const char *name = c->proxy ? c->phost : c->host;
+    char msg[OB__URL_MAX_HOST + 64];
 
     c->res = NULL;
     if (c->state != ST_RUNNING)
         return;
+    if (!addr && c->proxy) {
+        snprintf(msg, sizeof(msg), "the proxy: %s", why);
+        call_finish(c, OB_EHTTP, msg);
+        return;
+    }
     if (!addr) {
         call_finish(c, OB_EHTTP, why);
         return;
     }
-    ob__dns_store(&c->h->dns, c->host, addr, uv_now(c->h->loop));
-    call_connect(c, addr);
+    ob__dns_store(&c->h->dns, name, addr, uv_now(c->h->loop));
+    if (c->proxy)
+        proxy_dial(c, addr);
+    else
+        call_connect(c, addr);
 }
 
 /* Connects by name: from the cache, or after an asynchronous lookup. */
-static void call_start(struct ob_http_call *c, bool proxied)
+static void call_start(struct ob_http_call *c)
 {
-    const char *addr;
+    const char *name = c->host, *addr;
 
-    if (proxied || ob__dns_numeric(c->host)) {
-        call_connect(c, c->host); /* a proxy resolves the name itself */
+    if (c->proxy) { /* the proxy's name is ours to resolve, the target's its */
+        if (!ob__proxy_host(c->proxy, c->phost, sizeof(c->phost))) {
+            call_finish(c, OB_EHTTP, "cannot use the proxy");
+            return;
+        }
+        name = c->phost;
+    }
+    if (ob__dns_numeric(name)) {
+        if (c->proxy)
+            proxy_dial(c, name);
+        else
+            call_connect(c, name);
         return;
     }
-    addr = ob__dns_lookup(&c->h->dns, c->host, uv_now(c->h->loop));
-    if (addr) {
+    addr = ob__dns_lookup(&c->h->dns, name, uv_now(c->h->loop));
+    if (addr && c->proxy)
+        proxy_dial(c, addr);
+    else if (addr)
         call_connect(c, addr);
-        return;
-    }
-    if (ob__dns_start(c->h->loop, c->host, resolved, c, &c->res) != 0)
+    else if (ob__dns_start(c->h->loop, name, resolved, c, &c->res) != 0)
         call_finish(c, OB_EHTTP, "cannot resolve the host name");
 }
 
@@ -1062,6 +1100,7 @@ int ob_http_request(struct ob_http *h, const struct ob_http_req *req, ob_http_cb
     c->data = data;
     c->max = req->max_response ? req->max_response : DEFAULT_MAX_RESPONSE;
     c->vh = vh;
+    c->proxy = proxy;
     c->direct = !proxy;
     c->tlsctx = tlsctx;
     rc = call_setup(c, req, &u);
@@ -1091,7 +1130,7 @@ int ob_http_request(struct ob_http *h, const struct ob_http_req *req, ob_http_cb
         uv_now(h->loop) + (uint64_t)(req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
     arm_tick(c);
     h->in_request = true;
-    call_start(c, proxy != NULL);
+    call_start(c);
     h->in_request = false;
     if (call_out)
         *call_out = c;

@@ -188,3 +188,49 @@ void ob__proxy_display(const char *proxy, char *out, size_t len)
 
     ob_strlcpy(out, at ? at + 1 : proxy, len);
 }
+
+/* Where the host of "[user:pass@]host:port" starts, and its length. */
+static const char *host_span(const char *proxy, size_t *n)
+{
+    const char *at = strrchr(proxy, '@');
+    const char *h = at ? at + 1 : proxy;
+    const char *colon;
+
+    if (*h == '[') {
+        const char *end = strchr(h, ']');
+
+        *n = end ? (size_t)(end - h - 1) : 0;
+        return end ? h + 1 : NULL;
+    }
+    colon = strrchr(h, ':');
+    *n = colon ? (size_t)(colon - h) : strlen(h);
+    return h;
+}
+
+bool ob__proxy_host(const char *proxy, char *host, size_t len)
+{
+    size_t n;
+    const char *h = host_span(proxy, &n);
+
+    if (!h || !n || n >= len)
+        return false;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    return true;
+}
+
+bool ob__proxy_at(const char *proxy, const char *addr, char *out, size_t len)
+{
+    size_t n;
+    const char *h = host_span(proxy, &n);
+    bool v6 = strchr(addr, ':') != NULL, bracket;
+    int w;
+
+    if (!h || !n)
+        return false;
+    bracket = h > proxy && h[-1] == '[';
+    /* credentials, the address, then ":port" (after the ']' of a literal) */
+    w = snprintf(out, len, "%.*s%s%s%s%s", (int)(h - proxy) - bracket, proxy, v6 ? "[" : "", addr,
+                 v6 ? "]" : "", h + n + bracket);
+    return w > 0 && (size_t)w < len;
+}

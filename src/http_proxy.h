@@ -26,5 +26,13 @@ const char *ob__proxy_for(const struct ob__proxy_env *pe, bool tls, const char *
 
 /* "host:port" of a proxy string, credentials left out (for logs). */
 void ob__proxy_display(const char *proxy, char *out, size_t len);
+/* The proxy's host (without brackets) into host[len]; false when it does
+ * not fit. lws resolves a proxy's host with a blocking getaddrinfo() at
+ * every connection: callers resolve it off the loop and hand lws the
+ * address (ob__proxy_at). */
+bool ob__proxy_host(const char *proxy, char *host, size_t len);
+/* The proxy string with its host replaced by addr (numeric; IPv6 in
+ * brackets), credentials kept; false when it does not fit. */
+bool ob__proxy_at(const char *proxy, const char *addr, char *out, size_t len);
 
 #endif

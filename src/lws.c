@@ -189,6 +189,8 @@ struct ws_target {
     char host[300];       /* Host: name[:port]; also SNI and the certificate check */
     struct lws_vhost *vh; /* the client vhost: direct, or the proxy's */
     bool proxied;         /* the proxy resolves the name */
+    const char *proxy;    /* then: the proxy string (its vhost's) */
+    char phost[256];      /* and its host, which we resolve */
 };
 
 /* A name lookup in flight ends without this connection. */
@@ -783,7 +785,7 @@ static int copy_headers(struct ob_ws *ws, const char *const *headers)
 
 /* The client vhost for a connection to t: the direct one, or one per proxy
  * (made on first use; an HTTP CONNECT tunnel, lws_set_proxy). */
-static struct lws_vhost *ws_vhost(struct ob_lws *l, const struct ws_target *t, bool *proxied)
+static struct lws_vhost *ws_vhost(struct ob_lws *l, struct ws_target *t, bool *proxied)
 {
     static unsigned serial;
     struct lws_context_creation_info info;
@@ -801,6 +803,7 @@ static struct lws_vhost *ws_vhost(struct ob_lws *l, const struct ws_target *t, b
     }
     proxy = ob__proxy_for(l->proxy, t->tls, t->name, t->port);
     *proxied = proxy != NULL;
+    t->proxy = proxy; /* the environment's copy lives as long as l */
     if (!proxy)
         return l->client_vh;
     for (v = l->proxy_vhs; v; v = v->next)
@@ -864,6 +867,20 @@ static void ws_dial(struct ob_ws *ws, const struct ws_target *t, const char *add
     }
 }
 
+/* Through the proxy at addr (numeric): lws would look the proxy's name up
+ * with a blocking getaddrinfo() at every connection. The proxy's vhost is
+ * told the address right before the connection, which reads it at once. */
+static void ws_dial_proxy(struct ob_ws *ws, const struct ws_target *t, const char *addr)
+{
+    char at[sizeof(t->phost) + 600];
+
+    if (!ob__proxy_at(t->proxy, addr, at, sizeof(at)) || lws_set_proxy(t->vh, at) != 0) {
+        ws_gone(ws, "cannot use the proxy");
+        return;
+    }
+    ws_dial(ws, t, t->name); /* the proxy resolves the target's name */
+}
+
 static void ws_resolved(void *owner, const char *addr, const char *why)
 {
     struct ob_ws *ws = owner;
@@ -873,6 +890,8 @@ static void ws_resolved(void *owner, const char *addr, const char *why)
     ws->target = NULL;
     if (!addr)
         ws_gone(ws, why);
+    else if (!ws->gone && !ws->aborting && t->proxied)
+        ws_dial_proxy(ws, t, addr);
     else if (!ws->gone && !ws->aborting)
         ws_dial(ws, t, addr);
     free(t);
@@ -882,19 +901,28 @@ static void ws_resolved(void *owner, const char *addr, const char *why)
  * with a blocking getaddrinfo() on the loop: the name is resolved on
  * libuv's thread pool and lws gets the address (Host, SNI and the
  * certificate check keep the name). */
-static int ws_resolve(struct ob_ws *ws, const struct ws_target *t)
+static int ws_resolve(struct ob_ws *ws, struct ws_target *t)
 {
+    const char *name = t->name;
     int rc;
 
-    if (t->proxied || ob__dns_numeric(t->name)) {
-        ws_dial(ws, t, t->name); /* a proxy resolves the name itself */
+    if (t->proxied) { /* the proxy's name is ours to resolve, the target's its */
+        if (!ob__proxy_host(t->proxy, t->phost, sizeof(t->phost)))
+            return OB_EINVAL;
+        name = t->phost;
+    }
+    if (ob__dns_numeric(name)) {
+        if (t->proxied)
+            ws_dial_proxy(ws, t, name);
+        else
+            ws_dial(ws, t, name);
         return 0;
     }
     ws->target = malloc(sizeof(*ws->target));
     if (!ws->target)
         return OB_ENOMEM;
     *ws->target = *t;
-    rc = ob__dns_start(ws->l->loop, t->name, ws_resolved, ws, &ws->resolving);
+    rc = ob__dns_start(ws->l->loop, name, ws_resolved, ws, &ws->resolving);
     if (rc) {
         free(ws->target);
         ws->target = NULL;

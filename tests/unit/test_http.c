@@ -19,6 +19,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "../../src/http_proxy.h"
 #include "../../src/http_url.h"
 #include "connect_proxy.h"
 #include "opsbot/err.h"
@@ -1014,6 +1015,37 @@ static void test_proxy_env(void **state)
     assert_int_equal(P.tunnels_total, 1); /* no_proxy: the second went direct */
 }
 
+/* A proxy given by name is looked up by the client (off the loop: lws would
+ * call getaddrinfo() on it at every connection), so a name that does not
+ * resolve fails the request with what went wrong with the proxy. */
+static void test_proxy_by_name_unresolvable(void **state)
+{
+    struct fx f;
+    struct ob_http *bad;
+    char url[128];
+    struct ob_http_req req = {.method = "GET", .url = url};
+
+    (void)state;
+    fx_init(&f, 0);
+    setenv("http_proxy", "http://u:secret@no-such-proxy.invalid:3128", 1);
+    unsetenv("no_proxy");
+    unsetenv("NO_PROXY");
+    assert_int_equal(ob_http_new_on(&bad, f.lws), 0);
+    unsetenv("http_proxy");
+    ob_http_free(f.http); /* the fixture frees the one it knows */
+    f.http = bad;
+    snprintf(url, sizeof(url), "%s/count", f.base);
+    ctxs[0].f = &f;
+    ctxs[0].slot = 0;
+    f.expect = 1;
+    assert_int_equal(ob_http_request(f.http, &req, on_resp, &ctxs[0], NULL), 0);
+    fx_run(&f);
+    assert_int_equal(f.res[0].err, OB_EHTTP);
+    if (!strstr(f.res[0].errmsg, "the proxy") || strstr(f.res[0].errmsg, "secret"))
+        fail_msg("errmsg: %s", f.res[0].errmsg);
+    assert_int_equal(f.nreq, 0);
+}
+
 /* ---- keep-alive: a scriptable HTTP/1.1 server ------------------------------ */
 
 /* Keeps its connections open and answers by path: "/chunked" (chunked),
@@ -1848,6 +1880,31 @@ static void test_tls_client_cert(void **state)
     pki_remove(&p);
 }
 
+/* A proxy string's host, and the same string pointing at an address. */
+static void test_proxy_strings(void **state)
+{
+    char host[64], out[128];
+
+    (void)state;
+    assert_true(ob__proxy_host("u:p@proxy.corp:3128", host, sizeof(host)));
+    assert_string_equal(host, "proxy.corp");
+    assert_true(ob__proxy_at("u:p@proxy.corp:3128", "10.1.2.3", out, sizeof(out)));
+    assert_string_equal(out, "u:p@10.1.2.3:3128");
+    assert_true(ob__proxy_at("u:p@proxy.corp:3128", "fd00::1", out, sizeof(out)));
+    assert_string_equal(out, "u:p@[fd00::1]:3128");
+    assert_true(ob__proxy_host("[::1]:8080", host, sizeof(host)));
+    assert_string_equal(host, "::1");
+    assert_true(ob__proxy_at("[::1]:8080", "::1", out, sizeof(out)));
+    assert_string_equal(out, "[::1]:8080");
+    assert_true(ob__proxy_host("a:b@c@px:1", host, sizeof(host))); /* the last '@' */
+    assert_string_equal(host, "px");
+    assert_true(ob__proxy_at("px:1", "127.0.0.1", out, sizeof(out)));
+    assert_string_equal(out, "127.0.0.1:1");
+    assert_false(ob__proxy_host("u:p@:3128", host, sizeof(host)));
+    assert_false(ob__proxy_host("[::1:8080", host, sizeof(host)));
+    assert_false(ob__proxy_at("px:1", "127.0.0.1", out, 8)); /* does not fit */
+}
+
 /* The URL parser (fuzz_http_url's findings are the first two cases). */
 static void test_url_parse(void **state)
 {
@@ -1914,6 +1971,7 @@ int main(void)
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_url_parse),
+        cmocka_unit_test(test_proxy_strings),
         cmocka_unit_test(test_listen_parse),
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_query_as_sent),
@@ -1921,6 +1979,7 @@ int main(void)
         cmocka_unit_test(test_raw_bodies),
         cmocka_unit_test(test_host_name),
         cmocka_unit_test(test_proxy_env),
+        cmocka_unit_test(test_proxy_by_name_unresolvable),
         cmocka_unit_test(test_keepalive_chunked),
         cmocka_unit_test(test_keepalive_closes),
         cmocka_unit_test(test_keepalive_retry_get),
