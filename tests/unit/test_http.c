@@ -1780,10 +1780,14 @@ static void *cut_serve(void *arg)
     return NULL;
 }
 
-static void cut_listen(struct cut_srv *s)
+/* One GET https://localhost:PORT/ of req's TLS settings against s, served
+ * on its thread; the result in f->res[0]. */
+static void cut_request(struct cut_srv *s, struct ob_http_req *req, struct fx *f)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t alen = sizeof(a);
+    pthread_t th;
+    char url[64];
 
     s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(s->lfd >= 0);
@@ -1791,6 +1795,18 @@ static void cut_listen(struct cut_srv *s)
     assert_int_equal(listen(s->lfd, 4), 0);
     assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&a, &alen), 0);
     s->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&th, NULL, cut_serve, s), 0);
+    fx_init(f, 0);
+    snprintf(url, sizeof(url), "https://localhost:%d/", s->port);
+    req->method = "GET";
+    req->url = url;
+    ctxs[0].f = f;
+    ctxs[0].slot = 0;
+    f->expect = 1;
+    assert_int_equal(ob_http_request(f->http, req, on_resp, &ctxs[0], NULL), 0);
+    fx_run(f);
+    pthread_join(th, NULL);
+    close(s->lfd);
 }
 
 /* A body only the close ends is whole over TLS only when close_notify came
@@ -1804,23 +1820,10 @@ static void test_tls_close_delimited(void **state)
     pki_make(&p);
     for (int notify = 1; notify >= 0; notify--) {
         struct cut_srv s = {.notify = notify, .cert = p.good, .key = p.good_key};
-        struct ob_http_req req = {.method = "GET", .ca_file = p.ca};
+        struct ob_http_req req = {.ca_file = p.ca};
         struct fx f;
-        pthread_t th;
-        char url[64];
 
-        cut_listen(&s);
-        assert_int_equal(pthread_create(&th, NULL, cut_serve, &s), 0);
-        fx_init(&f, 0);
-        snprintf(url, sizeof(url), "https://localhost:%d/", s.port);
-        req.url = url;
-        ctxs[0].f = &f;
-        ctxs[0].slot = 0;
-        f.expect = 1;
-        assert_int_equal(ob_http_request(f.http, &req, on_resp, &ctxs[0], NULL), 0);
-        fx_run(&f);
-        pthread_join(th, NULL);
-        close(s.lfd);
+        cut_request(&s, &req, &f);
         if (notify) {
             assert_int_equal(f.res[0].err, 0);
             assert_int_equal(f.res[0].status, 200);
@@ -1845,27 +1848,14 @@ static void test_tls_client_cert(void **state)
     pki_make(&p);
     for (int with = 1; with >= 0; with--) {
         struct cut_srv s = {.notify = true, .cert = p.good, .key = p.good_key, .client_ca = p.ca};
-        struct ob_http_req req = {.method = "GET", .ca_file = p.ca};
+        struct ob_http_req req = {.ca_file = p.ca};
         struct fx f;
-        pthread_t th;
-        char url[64];
 
         if (with) {
             req.cert_file = p.other;
             req.key_file = p.other_key;
         }
-        cut_listen(&s);
-        assert_int_equal(pthread_create(&th, NULL, cut_serve, &s), 0);
-        fx_init(&f, 0);
-        snprintf(url, sizeof(url), "https://localhost:%d/", s.port);
-        req.url = url;
-        ctxs[0].f = &f;
-        ctxs[0].slot = 0;
-        f.expect = 1;
-        assert_int_equal(ob_http_request(f.http, &req, on_resp, &ctxs[0], NULL), 0);
-        fx_run(&f);
-        pthread_join(th, NULL);
-        close(s.lfd);
+        cut_request(&s, &req, &f);
         if (with) {
             assert_int_equal(f.res[0].err, 0);
             assert_int_equal(f.res[0].status, 200);
