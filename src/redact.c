@@ -252,7 +252,8 @@ size_t ob_redact_count(const struct ob_redact *r)
     return r ? r->nbuiltin : 0;
 }
 
-/* One pass of pattern p over in[0..len) into out. Returns the number of
+/* One pass of pattern p over in[0..len) into out (left empty when nothing
+ * matched: the caller keeps its text). Returns the number of
  * masks written, or -1 on OOM. A matching error (limits hit by a
  * pathological input) fails closed: the rest of the text is masked. */
 static long pass_one(const struct ob_redact *r, const struct pattern *p, const char *in, size_t len,
@@ -299,7 +300,9 @@ static long pass_one(const struct ob_redact *r, const struct pattern *p, const c
         else
             off = (ov[0] > off ? ov[0] : off) + 1;
     }
-    obuf_add(out, in + copied, len - copied);
+    /* nothing masked (most passes): out stays empty, no copy was made */
+    if (masks)
+        obuf_add(out, in + copied, len - copied);
     return out->oom ? -1 : masks;
 }
 
