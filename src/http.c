@@ -164,14 +164,7 @@ struct ob_http_call {
 
 static void call_timer_cb(uv_timer_t *t);
 
-/* ---- URLs ------------------------------------------------------------- */
-
 /* ---- vhosts and endpoints -------------------------------------------- */
-
-static bool same(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
 
 static void vh_free(struct httpc_vh *v)
 {
@@ -245,8 +238,8 @@ static struct lws_vhost *vh_get(struct ob_http *h, const struct ob_http_req *tls
     if (!proxy && !req->ca_file && !req->cert_file && !req->key_file)
         return h->lws->client_vh;
     for (v = h->vhosts; v; v = v->next)
-        if (same(v->proxy, proxy) && same(v->ca, req->ca_file) && same(v->cert, req->cert_file) &&
-            same(v->key, req->key_file))
+        if (ob_str_same(v->proxy, proxy) && ob_str_same(v->ca, req->ca_file) &&
+            ob_str_same(v->cert, req->cert_file) && ob_str_same(v->key, req->key_file))
             return v->vh;
     v = calloc(1, sizeof(*v));
     if (!v) {
@@ -850,13 +843,13 @@ static int build_request(struct ob_http_call *c)
 
 static void direct_open(struct ob_http_call *c, bool fresh);
 
-static void conn_end(void *owner, const char *msg);
+static void conn_end(void *owner, const char *msg, bool whole);
 
 static void direct_send(struct ob_http_call *c)
 {
     if (ob__conn_write(c->conn, c->reqbuf, c->reqbuf_len) != 0) {
         ob__conn_close(c->conn);
-        conn_end(c, "cannot send the request"); /* may be sent once more */
+        conn_end(c, "cannot send the request", true); /* may be sent once more */
         return;
     }
     c->sent = true;
@@ -927,7 +920,7 @@ static void conn_data(void *owner, const char *p, size_t n)
 }
 
 /* The connection ended (it is closed already). */
-static void conn_end(void *owner, const char *msg)
+static void conn_end(void *owner, const char *msg, bool whole)
 {
     struct ob_http_call *c = owner;
 
@@ -944,8 +937,8 @@ static void conn_end(void *owner, const char *msg)
     /* Over TLS only close_notify proves that a body the close delimits is
      * whole (a FIN can come from anyone on the path), as with curl; other
      * responses carry their length and only need the plain EOF. */
-    if (msg == ob__conn_tls_cut)
-        msg = ob__hp_until_close(&c->hp) ? msg : NULL;
+    if (!msg && !whole && ob__hp_until_close(&c->hp))
+        msg = "TLS: the connection ended without close_notify: the response may be cut short";
     if (msg) {
         call_finish(c, OB_EHTTP, msg);
         return;
@@ -996,9 +989,7 @@ static void call_connect(struct ob_http_call *c, const char *address)
  * right before each connection, which reads it at once. */
 static void proxy_dial(struct ob_http_call *c, const char *addr)
 {
-    char at[OB__URL_MAX_HOST + 600];
-
-    if (!ob__proxy_at(c->proxy, addr, at, sizeof(at)) || lws_set_proxy(c->vh, at) != 0) {
+    if (!ob__proxy_point(c->vh, c->proxy, addr)) {
         call_finish(c, OB_EHTTP, "cannot use the proxy");
         return;
     }

@@ -77,11 +77,6 @@ struct wreq {
 
 /* ---- TLS contexts --------------------------------------------------------- */
 
-static bool same(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
 static void tls_entry_free(struct tls_entry *t)
 {
     SSL_CTX_free(t->ctx);
@@ -131,7 +126,7 @@ SSL_CTX *ob__pool_tls(struct ob__pool *p, const char *ca, const char *cert, cons
 
     *why = NULL;
     for (t = p->tls; t; t = t->next)
-        if (same(t->ca, ca) && same(t->cert, cert) && same(t->key, key))
+        if (ob_str_same(t->ca, ca) && ob_str_same(t->cert, cert) && ob_str_same(t->key, key))
             return t->ctx;
     t = calloc(1, sizeof(*t));
     if (!t) {
@@ -240,14 +235,19 @@ size_t ob__pool_idle(const struct ob__pool *p)
 }
 
 /* The owner's end: the connection is closed first. */
-static void conn_end(struct ob__conn *c, const char *msg)
+static void conn_end_as(struct ob__conn *c, const char *msg, bool whole)
 {
     const struct ob__conn_ops *ops = c->ops;
     void *owner = c->owner;
 
     ob__conn_close(c);
     if (ops && owner)
-        ops->end(owner, msg);
+        ops->end(owner, msg, whole);
+}
+
+static void conn_end(struct ob__conn *c, const char *msg)
+{
+    conn_end_as(c, msg, true);
 }
 
 /* ---- writing ----------------------------------------------------------------- */
@@ -319,9 +319,6 @@ int ob__conn_write(struct ob__conn *c, const char *buf, size_t len)
 
 /* ---- reading ------------------------------------------------------------------ */
 
-const char ob__conn_tls_cut[] =
-    "TLS: the connection ended without close_notify: the response may be cut short";
-
 /* The peer closed: notified says whether TLS said so first (close_notify). */
 static void conn_eof(struct ob__conn *c, bool notified)
 {
@@ -331,7 +328,7 @@ static void conn_eof(struct ob__conn *c, bool notified)
         snprintf(msg, sizeof(msg), "TLS: handshake failed: connection closed (host %s)", c->host);
         conn_end(c, msg);
     } else {
-        conn_end(c, c->ssl && !notified ? ob__conn_tls_cut : NULL);
+        conn_end_as(c, NULL, !c->ssl || notified);
     }
 }
 

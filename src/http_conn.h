@@ -27,15 +27,12 @@ struct ob__conn;
 struct ob__conn_ops {
     void (*ready)(void *owner);
     void (*data)(void *owner, const char *p, size_t n);
-    /* msg NULL: the peer closed the connection (TCP EOF, or TLS
-     * close_notify); ob__conn_tls_cut: a TLS connection's TCP stream ended
-     * without close_notify (a body delimited by the close may have been cut
-     * short by anyone on the path); else what failed ("cannot connect: ...",
-     * "TLS: ...") */
-    void (*end)(void *owner, const char *msg);
+    /* msg NULL: the peer closed the connection; whole then says the close
+     * itself can be trusted (plain TCP, or TLS after close_notify) rather
+     * than a bare FIN under TLS, which anyone on the path can send. Else
+     * what failed ("cannot connect: ...", "TLS: ..."). */
+    void (*end)(void *owner, const char *msg, bool whole);
 };
-
-extern const char ob__conn_tls_cut[];
 
 /* What a connection may be reused for: the same TLS context (NULL: plain
  * http), verification mode, host (the URL's, without brackets) and port. */

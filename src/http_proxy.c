@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <libwebsockets.h>
+
 #include "http_proxy.h"
 #include "opsbot/err.h"
 #include "opsbot/log.h"
@@ -233,4 +235,11 @@ bool ob__proxy_at(const char *proxy, const char *addr, char *out, size_t len)
     w = snprintf(out, len, "%.*s%s%s%s%s", (int)(h - proxy) - bracket, proxy, v6 ? "[" : "", addr,
                  v6 ? "]" : "", h + n + bracket);
     return w > 0 && (size_t)w < len;
+}
+
+bool ob__proxy_point(struct lws_vhost *vh, const char *proxy, const char *addr)
+{
+    char at[1024];
+
+    return ob__proxy_at(proxy, addr, at, sizeof(at)) && lws_set_proxy(vh, at) == 0;
 }

@@ -34,5 +34,9 @@ bool ob__proxy_host(const char *proxy, char *host, size_t len);
 /* The proxy string with its host replaced by addr (numeric; IPv6 in
  * brackets), credentials kept; false when it does not fit. */
 bool ob__proxy_at(const char *proxy, const char *addr, char *out, size_t len);
+/* Points the proxy's client vhost at addr (ob__proxy_at + lws_set_proxy),
+ * right before a connection through it, which reads it at once. */
+struct lws_vhost;
+bool ob__proxy_point(struct lws_vhost *vh, const char *proxy, const char *addr);
 
 #endif

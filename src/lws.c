@@ -872,9 +872,7 @@ static void ws_dial(struct ob_ws *ws, const struct ws_target *t, const char *add
  * told the address right before the connection, which reads it at once. */
 static void ws_dial_proxy(struct ob_ws *ws, const struct ws_target *t, const char *addr)
 {
-    char at[sizeof(t->phost) + 600];
-
-    if (!ob__proxy_at(t->proxy, addr, at, sizeof(at)) || lws_set_proxy(t->vh, at) != 0) {
+    if (!ob__proxy_point(t->vh, t->proxy, addr)) {
         ws_gone(ws, "cannot use the proxy");
         return;
     }

@@ -257,3 +257,8 @@ int ob_hexval(int c)
         return c - 'A' + 10;
     return -1;
 }
+
+bool ob_str_same(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}

@@ -36,6 +36,8 @@ void ob_html_escape(void *f, const char *s);
  * (OWASP's CSV injection advice); a reader gets the exact value back by
  * dropping one leading ' from a field that has one. NULL writes "". */
 void ob_csv_field(void *f, const char *s);
+/* Equal strings, two NULLs counting as equal. */
+bool ob_str_same(const char *a, const char *b);
 /* The value of a hex digit (either case), or -1. */
 int ob_hexval(int c);
 /* Random id with a prefix: "r-5f0c2a9e1b7d" (libsodium randombytes). */
