@@ -1468,6 +1468,16 @@ static size_t inflight_cb(void *core)
 /* A second of quiet after work: the last commits go to disk, and the heap
  * a burst grew goes back to the system (glibc keeps freed memory otherwise; opsbot idles most of
  * its life, and its resident size is what a cluster's requests are set by). */
+static void tidy_cb(uv_timer_t *t)
+{
+    struct ob_bot *bot = t->data;
+
+    /* the state file's upkeep, a small step per tick while still quiet
+     * (new work restarts this timer with trim_cb, a second away) */
+    if (!ob_bot_inflight(bot) && ob_store_tidy(bot->store))
+        uv_timer_start(&bot->trim_timer, tidy_cb, TIDY_TICK_MS, 0);
+}
+
 static void trim_cb(uv_timer_t *t)
 {
     struct ob_bot *bot = t->data;
@@ -1478,6 +1488,7 @@ static void trim_cb(uv_timer_t *t)
 #ifdef __GLIBC__
     malloc_trim(64 * 1024);
 #endif
+    tidy_cb(t);
 }
 
 void ob__maybe_idle(struct ob_bot *bot)

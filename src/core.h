@@ -16,6 +16,7 @@
 #define CTX_RING 64 /* recent thread messages kept for llm.context_messages */
 #define CTX_TEXT 512
 #define TRIM_AFTER_MS 1000
+#define TIDY_TICK_MS 5      /* between two steps of the state file's quiet upkeep */
 #define RUNNING_HOLD_MS 500 /* a result within this shares the "running:" message */
 
 enum req_state { RQ_NEW, RQ_ASKING, RQ_DECIDING, RQ_RUNNING, RQ_DONE };

@@ -23,7 +23,6 @@
 #define COMP "store"
 
 #define SCHEMA_VERSION 1
-#define BUSY_TIMEOUT_MS 2000
 #define EVENT_KEEP_MS (7LL * 24 * 3600 * 1000)
 #define RATE_KEEP_MS (31LL * 24 * 3600 * 1000)
 #define PRUNE_EVERY 1000
@@ -206,7 +205,7 @@ static int configure(struct ob_store *s, const char *path)
 
     rc = sqlite3_extended_result_codes(s->db, 1);
     if (rc == SQLITE_OK)
-        rc = sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+        rc = sqlite3_busy_timeout(s->db, OB__STORE_BUSY_MS);
     if (rc != SQLITE_OK)
         return ob__store_fail(s, "configure");
     /* journal_mode answers with the mode in effect ("memory" for :memory:). */

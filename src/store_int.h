@@ -10,6 +10,7 @@
 #include "opsbot/store.h"
 
 #define STMT_CACHE_MAX 32
+#define OB__STORE_BUSY_MS 2000 /* waiting for another process's lock */
 
 enum stmt {
     ST_BEGIN,
@@ -67,10 +68,17 @@ struct ob_store {
     uv_work_t ckpt_req;
     bool ckpt_busy;
     int ckpt_rc;
-    int wal_pages;
+    int ckpt_frames, ckpt_copied; /* its answer: frames in the WAL, frames copied */
+    unsigned long ckpt_commits;   /* commits when the running checkpoint was queued */
+    unsigned long commits;        /* of this connection (wal_hook) */
+    unsigned long copied;         /* commits all in the database file */
+    int wal_pages;                /* frames in the WAL (wal_hook) */
+    bool wal_known;               /* wal_pages was told since opening */
+    int page_size;
     int ckpt_at;      /* wal_pages when the last checkpoint was queued */
-    int ckpt_mode;    /* SQLITE_CHECKPOINT_PASSIVE, or _TRUNCATE when quiet */
-    bool cut_due;     /* a quiet TRUNCATE waits for the running checkpoint */
+    int ckpt_tries;   /* quiet checkpoints since the last commit */
+    int tidy_busy;    /* quiet steps since then that met another's lock */
+    bool nudged;      /* the quiet commit that starts the WAL over was made */
     int64_t wal_keep; /* bytes of WAL file a quiet moment leaves alone */
     sqlite3 *ckpt_db; /* used on the thread pool only, one job at a time */
     bool released;    /* ob_store_close ran while disk work was in flight */

@@ -17,12 +17,24 @@
  * would block the committing thread, so SQLite's automatic ones are off
  * (our wal_hook replaces them) and a PASSIVE checkpoint runs on the thread
  * pool, on a second connection, each time CKPT_PAGES more pages are in the
- * WAL (not after every commit once it is past that size).
- * PASSIVE never blocks the writer; a WAL that cannot be fully checkpointed
- * under constant writes keeps growing until a quieter moment, when a
- * TRUNCATE checkpoint (also on the thread pool) cuts a file larger than
- * wal_keep to nothing. journal_size_limit is off: SQLite would truncate
- * inside the commit that restarts the WAL, on the loop.
+ * WAL (not after every commit once it is past that size). PASSIVE never
+ * takes the writer lock, and nothing on the thread pool ever does: the
+ * loop's BEGIN would wait for it asleep in SQLite's busy handler (the
+ * TRUNCATE checkpoint that once ran here held it through a 150 MB cut,
+ * 50-150 ms of a stopped loop).
+ *
+ * Under constant writes a checkpoint never copies all of the WAL (commits
+ * land while it runs), so SQLite never starts the WAL over and the file
+ * grows until a quiet moment. Then ob_store_tidy(), called by the daemon
+ * every few milliseconds while it stays quiet, puts it back in shape one
+ * small step at a time: a checkpoint of what no checkpoint covered; one
+ * small commit, which starts the WAL over once all of it is copied; then
+ * the dead end of a file larger than wal_keep is cut off in CUT_STEP
+ * pieces, on the loop, each under the writer lock of the loop's own
+ * connection (freeing a file's blocks costs ~0.35 ms per MB on the bench's
+ * ext4 with online discard; one cut of 150 MB stopped the loop ~50 ms).
+ * journal_size_limit is off: SQLite would cut the whole file inside the
+ * commit that restarts the WAL, on the loop.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,7 +51,11 @@
 #include "store_int.h"
 
 #define COMP "store"
-#define CKPT_PAGES 1000 /* SQLite's own default for wal_autocheckpoint */
+#define CKPT_PAGES 1000    /* SQLite's own default for wal_autocheckpoint */
+#define CUT_STEP (2 << 20) /* bytes of WAL file cut per tidy step */
+#define WAL_HDR 32         /* SQLite's WAL header, then frames: */
+#define FRAME_HDR 24       /* a header and a page each */
+#define TIDY_BUSY_MAX 3    /* tries of a quiet moment, against another process's lock */
 
 static void start_round(struct ob_store *s);
 
@@ -127,15 +143,7 @@ static void start_round(struct ob_store *s)
     s->fsync_busy = true;
 }
 
-static void queue_ckpt(struct ob_store *s, int mode);
-
-/* The WAL file is larger than a quiet moment leaves it. */
-static bool wal_big(const struct ob_store *s)
-{
-    struct stat st;
-
-    return fstat(s->wal_fd, &st) == 0 && st.st_size > s->wal_keep;
-}
+static void queue_ckpt(struct ob_store *s);
 
 int ob_store_sync(struct ob_store *s, ob_store_sync_cb cb, void *data)
 {
@@ -143,18 +151,6 @@ int ob_store_sync(struct ob_store *s, ob_store_sync_cb cb, void *data)
 
     if (!s || !s->loop || s->released)
         return OB_EINVAL;
-    /* Quiet (no waiter): the pages no checkpoint covered yet are copied
-     * too. SQLite starts the WAL over only when a checkpoint has copied
-     * all of it, which while commits keep coming never happens; with this
-     * the next commit after a quiet second starts it over. A WAL file a
-     * burst left larger than wal_keep is cut to nothing by that checkpoint
-     * (TRUNCATE) on the thread pool: SQLite's own journal_size_limit would
-     * cut it inside the next commit, on the loop, and freeing a large file's
-     * blocks took 15-40 ms on the bench's ext4 (tests/bench/notes.md). */
-    if (!cb && wal_big(s))
-        queue_ckpt(s, SQLITE_CHECKPOINT_TRUNCATE);
-    else if (!cb && s->wal_pages > s->ckpt_at)
-        queue_ckpt(s, SQLITE_CHECKPOINT_PASSIVE);
     if (!cb && (!s->dirty || s->next_round))
         return 0; /* nothing new, or a round that begins later is coming */
     w = ob_xcalloc(1, sizeof(*w));
@@ -166,6 +162,75 @@ int ob_store_sync(struct ob_store *s, ob_store_sync_cb cb, void *data)
     if (!s->fsync_busy)
         start_round(s);
     return 0;
+}
+
+/* ---- the quiet upkeep: the WAL started over, its file cut back ------------------- */
+
+/* Runs sql on the loop's connection without waiting for a lock another
+ * process holds: SQLITE_BUSY then, and the step is tried again later. */
+static int exec_nowait(struct ob_store *s, const char *sql)
+{
+    int rc;
+
+    sqlite3_busy_timeout(s->db, 0);
+    rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    sqlite3_busy_timeout(s->db, OB__STORE_BUSY_MS);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        ob_warn(COMP, "tidying the write-ahead log: %s", sqlite3_errmsg(s->db));
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* Where the frames of the WAL in use end: past it the file holds frames of
+ * before the WAL last started over, which nothing reads again. */
+static int64_t live_end(const struct ob_store *s)
+{
+    return WAL_HDR + (int64_t)s->wal_pages * (s->page_size + FRAME_HDR);
+}
+
+bool ob_store_tidy(struct ob_store *s)
+{
+    struct stat st;
+    int64_t keep, to;
+
+    if (!s || !s->loop || s->released)
+        return false;
+    if (s->ckpt_busy || !sqlite3_get_autocommit(s->db))
+        return true; /* a checkpoint copying, a transaction open: later */
+    /* 1. what no checkpoint covered is copied (without the writer lock) */
+    if (s->copied != s->commits) {
+        if (s->ckpt_tries++ >= TIDY_BUSY_MAX)
+            return false; /* a reader of another process holds it back */
+        queue_ckpt(s);
+        return true;
+    }
+    if (fstat(s->wal_fd, &st) || st.st_size <= s->wal_keep)
+        return false;
+    /* 2. all of it copied: one small commit starts the WAL over (it
+     * rewrites the audit head as it is). Until our connection commits,
+     * wal_pages is not known to be the length of the WAL either. */
+    if ((!s->wal_known || live_end(s) > s->wal_keep) && !s->nudged) {
+        s->nudged = true;
+        if (exec_nowait(s, "BEGIN IMMEDIATE; UPDATE audit_head SET last_id = last_id WHERE k = 0; "
+                           "COMMIT") == SQLITE_BUSY) {
+            s->nudged = false;
+            return ++s->tidy_busy < TIDY_BUSY_MAX;
+        }
+        return true;
+    }
+    /* 3. the dead end is cut, a step at a time, under the writer lock: no
+     * commit of another process can land past the cut meanwhile */
+    keep = live_end(s) > s->wal_keep ? live_end(s) : s->wal_keep;
+    if (!s->wal_known || st.st_size <= keep)
+        return false;
+    to = st.st_size - CUT_STEP > keep ? st.st_size - CUT_STEP : keep;
+    if (exec_nowait(s, "BEGIN IMMEDIATE") != SQLITE_OK)
+        return ++s->tidy_busy < TIDY_BUSY_MAX;
+    if (ftruncate(s->wal_fd, to))
+        ob_warn(COMP, "cutting the write-ahead log back: %s", strerror(errno));
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return to > keep;
 }
 
 void ob_store_set_wal_keep(struct ob_store *s, int64_t bytes)
@@ -199,9 +264,9 @@ static void ckpt_work(uv_work_t *req)
             return;
         }
     }
-    /* TRUNCATE answers SQLITE_BUSY at once (no busy handler here) while
-     * the loop's connection is in a transaction: tried again when quiet */
-    s->ckpt_rc = sqlite3_wal_checkpoint_v2(s->ckpt_db, "main", s->ckpt_mode, NULL, NULL);
+    rc = sqlite3_wal_checkpoint_v2(s->ckpt_db, "main", SQLITE_CHECKPOINT_PASSIVE, &s->ckpt_frames,
+                                   &s->ckpt_copied);
+    s->ckpt_rc = rc;
 }
 
 static void ckpt_done(uv_work_t *req, int status)
@@ -216,10 +281,9 @@ static void ckpt_done(uv_work_t *req, int status)
         sqlite3_close(s->ckpt_db); /* reopened by the next job */
         s->ckpt_db = NULL;
     }
-    if (s->cut_due && !s->released) {
-        s->cut_due = false;
-        queue_ckpt(s, SQLITE_CHECKPOINT_TRUNCATE);
-    }
+    /* every frame committed before it was queued is in the database now */
+    if (status == 0 && s->ckpt_rc == SQLITE_OK && s->ckpt_frames == s->ckpt_copied)
+        s->copied = s->ckpt_commits;
     maybe_free(s);
 }
 
@@ -230,19 +294,18 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     (void)db;
     (void)name;
     s->wal_pages = pages;
+    s->wal_known = true;
+    s->commits++;
     return SQLITE_OK;
 }
 
-/* A checkpoint of everything committed so far, unless one is running (a
- * TRUNCATE then follows it). */
-static void queue_ckpt(struct ob_store *s, int mode)
+/* A checkpoint of everything committed so far, unless one is running. */
+static void queue_ckpt(struct ob_store *s)
 {
-    if (s->ckpt_busy) {
-        s->cut_due |= mode == SQLITE_CHECKPOINT_TRUNCATE;
+    if (s->ckpt_busy)
         return;
-    }
-    s->ckpt_mode = mode;
     s->ckpt_at = s->wal_pages;
+    s->ckpt_commits = s->commits;
     s->ckpt_req.data = s;
     s->ckpt_rc = SQLITE_OK;
     if (uv_queue_work(s->loop, &s->ckpt_req, ckpt_work, ckpt_done) == 0)
@@ -254,10 +317,12 @@ void ob__store_committed(struct ob_store *s)
     if (!s->loop)
         return;
     s->dirty = true;
+    s->nudged = false;
+    s->ckpt_tries = s->tidy_busy = 0;
     if (s->wal_pages < s->ckpt_at)
         s->ckpt_at = 0; /* the WAL restarted from its beginning */
     if (s->wal_pages - s->ckpt_at >= CKPT_PAGES)
-        queue_ckpt(s, SQLITE_CHECKPOINT_PASSIVE);
+        queue_ckpt(s);
 }
 
 /* ---- attaching ------------------------------------------------------------------ */
@@ -266,6 +331,7 @@ int ob_store_attach_loop(struct ob_store *s, uv_loop_t *loop)
 {
     char wal[4096];
     char *msg = NULL;
+    sqlite3_stmt *st = NULL;
 
     if (!s || !loop)
         return OB_EINVAL;
@@ -276,7 +342,7 @@ int ob_store_attach_loop(struct ob_store *s, uv_loop_t *loop)
     if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", s->path) >= sizeof(wal))
         return OB_E2BIG;
     /* the WAL exists while a connection has the database open in WAL mode */
-    s->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+    s->wal_fd = open(wal, O_RDWR | O_CLOEXEC);
     if (s->wal_fd < 0) {
         ob_warn(COMP, "%s: %s; commits stay synchronous", wal, strerror(errno));
         return OB_ESTORE;
@@ -291,6 +357,10 @@ int ob_store_attach_loop(struct ob_store *s, uv_loop_t *loop)
         s->wal_fd = -1;
         return OB_ESTORE;
     }
+    if (sqlite3_prepare_v2(s->db, "PRAGMA page_size", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        s->page_size = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
     sqlite3_wal_hook(s->db, wal_hook, s);
     s->loop = loop;
     return 0;

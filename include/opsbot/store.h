@@ -44,8 +44,15 @@ typedef void (*ob_store_sync_cb)(void *data, int status);
  * NULL: makes what was committed durable soon, when anything is not yet
  * (the daemon calls it when it goes quiet). */
 int ob_store_sync(struct ob_store *s, ob_store_sync_cb cb, void *data);
-/* The size above which a quiet moment cuts the WAL file back (to nothing;
- * default 64 MiB). For tests. */
+/* One step of the upkeep a quiet moment allows (the daemon calls it again
+ * every few milliseconds while it stays quiet, as long as it answers
+ * true): what no checkpoint copied yet is copied, on the thread pool, so
+ * that the WAL starts over from its beginning; a WAL file a burst left
+ * larger than wal_keep is then cut back to it, a few MB per step on the
+ * loop. Never waits for a lock or the disk's flush. */
+bool ob_store_tidy(struct ob_store *s);
+/* The size down to which quiet moments cut the WAL file back (default
+ * 64 MiB). For tests. */
 void ob_store_set_wal_keep(struct ob_store *s, int64_t bytes);
 /* Gives SQLite's page cache back to the heap (the daemon calls it when it
  * goes quiet, before it trims the heap); pages are read again from the OS's

@@ -382,6 +382,14 @@ static void on_synced(void *data, int status)
     y->status = status;
 }
 
+/* The quiet upkeep, step after step, as the daemon's timer runs it. */
+static void tidy_all(struct ob_store *s, uv_loop_t *loop)
+{
+    for (int i = 0; i < 1000 && ob_store_tidy(s); i++)
+        uv_run(loop, UV_RUN_DEFAULT);
+    assert_false(ob_store_tidy(s));
+}
+
 static void test_async_sync(void **state)
 {
     struct tmp t;
@@ -420,10 +428,8 @@ static void test_async_sync(void **state)
     assert_true(ob_metrics_value("opsbot_store_fsync_seconds", NULL, 0) == 2.0);
     assert_int_equal(a.status, 0);
     assert_int_equal(b.status, 0);
-    /* quiet: the first sync without a waiter checkpoints what no
-     * checkpoint covered; then, with nothing new, one does nothing */
-    assert_int_equal(ob_store_sync(s, NULL, NULL), 0);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    /* quiet, with nothing committed since that fsync: a sync without a
+     * waiter has nothing to do */
     assert_int_equal(ob_store_sync(s, NULL, NULL), 0);
     assert_int_equal(uv_run(&loop, UV_RUN_NOWAIT), 0);
 
@@ -441,11 +447,10 @@ static void test_async_sync(void **state)
     assert_true(st1.st_size > st0.st_size);
     assert_int_equal(other_conn_int(t.db, "SELECT count(*) FROM events"), 1501);
 
-    /* Quiet (a sync without a waiter): what no checkpoint covered yet is
-     * copied too, so the next commit starts the WAL over (SQLite does so
-     * only once all of it was copied) instead of growing it further. */
-    assert_int_equal(ob_store_sync(s, NULL, NULL), 0);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    /* Quiet (the tidy steps): what no checkpoint covered yet is copied
+     * too, so the next commit starts the WAL over (SQLite does so only
+     * once all of it was copied) instead of growing it further. */
+    tidy_all(s, &loop);
     assert_int_equal(ob_store_claim(s, "c:after-quiet", 30), 0);
     assert_int_equal(ob_store_flush(s), 0);
     {
@@ -464,10 +469,13 @@ static void test_async_sync(void **state)
     uv_run(&loop, UV_RUN_DEFAULT);
 
     /* A WAL file a burst left larger than wal_keep: commits never cut it
-     * (journal_size_limit is off: that truncation ran inside a commit, on
-     * the loop); the quiet checkpoint does, on the thread pool, to nothing. */
+     * (journal_size_limit is off: that cut ran inside a commit, on the
+     * loop), and nothing on the thread pool takes the writer lock (the
+     * loop would wait for it asleep); quiet moments cut it back to
+     * wal_keep, a few MB a step on the loop, under the loop's own lock. */
     {
         char wal[300];
+        sqlite3 *other;
 
         snprintf(wal, sizeof(wal), "%s-wal", t.db);
         ob_store_set_wal_keep(s, 256 * 1024);
@@ -477,16 +485,27 @@ static void test_async_sync(void **state)
             assert_int_equal(ob_store_flush(s), 0);
         }
         assert_int_equal(stat(wal, &st0), 0);
-        assert_true(st0.st_size > 256 * 1024);
-        assert_int_equal(ob_store_sync(s, NULL, NULL), 0);
-        uv_run(&loop, UV_RUN_DEFAULT);
+        assert_true(st0.st_size > 1024 * 1024);
+        /* another process holds the writer lock: the tidy waits for it
+         * nowhere, cuts nothing, and gives up until the next commit */
+        assert_int_equal(sqlite3_open(t.db, &other), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+        tidy_all(s, &loop);
         assert_int_equal(stat(wal, &st1), 0);
-        assert_int_equal(st1.st_size, 0);
-        /* and the store goes on writing, everything still there */
+        assert_int_equal(st1.st_size, st0.st_size);
+        assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(other);
+        assert_int_equal(ob_store_claim(s, "c:after-lock", 50), 0);
+        assert_int_equal(ob_store_flush(s), 0);
+        tidy_all(s, &loop);
+        assert_int_equal(stat(wal, &st1), 0);
+        assert_int_equal(st1.st_size, 256 * 1024);
+        /* and the store goes on writing, everything still there, also for
+         * a connection opened afresh (it reads the WAL from its start) */
         assert_int_equal(ob_store_claim(s, "c:after-cut", 50), 0);
         assert_int_equal(ob_store_flush(s), 0);
         assert_int_equal(ob_store_claim(s, "c:burst-7", 50), OB_EDUP);
-        assert_int_equal(other_conn_int(t.db, "SELECT count(*) FROM events"), 1803);
+        assert_int_equal(other_conn_int(t.db, "SELECT count(*) FROM events"), 1804);
     }
     ob_store_close(s);
     assert_int_equal(uv_loop_close(&loop), 0);
