@@ -75,6 +75,7 @@ struct ob_store {
     int wal_pages;                /* frames in the WAL (wal_hook) */
     bool wal_known;               /* wal_pages was told since opening */
     int page_size;
+    int app_id;       /* the header's application id (never set: 0) */
     int ckpt_at;      /* wal_pages when the last checkpoint was queued */
     int ckpt_tries;   /* quiet checkpoints since the last commit */
     int tidy_busy;    /* quiet steps since then that met another's lock */

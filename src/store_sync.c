@@ -207,13 +207,18 @@ bool ob_store_tidy(struct ob_store *s)
     }
     if (fstat(s->wal_fd, &st) || st.st_size <= s->wal_keep)
         return false;
-    /* 2. all of it copied: one small commit starts the WAL over (it
-     * rewrites the audit head as it is). Until our connection commits,
-     * wal_pages is not known to be the length of the WAL either. */
+    /* 2. all of it copied: one small commit starts the WAL over. It sets
+     * the header's application id to the value it has (an UPDATE to the
+     * same values writes nothing: SQLite compares the cells first). Until
+     * our connection commits, wal_pages is not known to be the length of
+     * the WAL either. */
     if ((!s->wal_known || live_end(s) > s->wal_keep) && !s->nudged) {
+        char sql[96];
+
         s->nudged = true;
-        if (exec_nowait(s, "BEGIN IMMEDIATE; UPDATE audit_head SET last_id = last_id WHERE k = 0; "
-                           "COMMIT") == SQLITE_BUSY) {
+        snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE; PRAGMA application_id = %d; COMMIT",
+                 s->app_id);
+        if (exec_nowait(s, sql) == SQLITE_BUSY) {
             s->nudged = false;
             return ++s->tidy_busy < TIDY_BUSY_MAX;
         }
@@ -360,6 +365,11 @@ int ob_store_attach_loop(struct ob_store *s, uv_loop_t *loop)
     if (sqlite3_prepare_v2(s->db, "PRAGMA page_size", -1, &st, NULL) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW)
         s->page_size = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA application_id", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        s->app_id = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     sqlite3_wal_hook(s->db, wal_hook, s);
     s->loop = loop;

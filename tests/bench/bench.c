@@ -99,8 +99,19 @@ static struct {
     struct phase *cur;
     bool phase_over;
     char dir[256];
-    const char *out; /* OUT_DIR */
+    const char *out;  /* OUT_DIR */
+    double wal_mb[2]; /* the state's WAL file when the load ended, and 2 s later */
 } B;
+
+/* The size of opsbot's WAL file now, in MB (-1: none). */
+static double wal_mb_now(void)
+{
+    char path[300];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/opsbot.db-wal", B.dir);
+    return stat(path, &st) ? -1.0 : (double)st.st_size / (1024.0 * 1024.0);
+}
 
 static int64_t now_ns(void)
 {
@@ -873,12 +884,13 @@ static int report(const char *out, struct phase *ph, size_t nph, const struct me
             "  \"idle_pss_kb\": %ld, \"idle_uss_kb\": %ld, \"idle_anon_kb\": %ld, "
             "\"idle_shared_kb\": %ld,\n"
             "  \"after_load_pss_kb\": %ld, \"after_load_uss_kb\": %ld,\n"
+            "  \"wal_mb_load_end\": %.1f, \"wal_mb_2s_later\": %.1f,\n"
             "  \"cpu_s_per_1000_events_all\": %.4f, \"saturation_eps\": %.0f,\n"
             "  \"phases\": [\n",
             when, sysconf(_SC_NPROCESSORS_ONLN), cpu, u.sysname, u.release, load0, NCHAN,
             startup_ms, idle->rss, after->rss, hwm_kb, idle->pss, idle->uss, idle->anon,
-            idle->shared, after->pss, after->uss, total_ev ? total_cpu * 1000 / total_ev : 0,
-            sat->achieved);
+            idle->shared, after->pss, after->uss, B.wal_mb[0], B.wal_mb[1],
+            total_ev ? total_cpu * 1000 / total_ev : 0, sat->achieved);
     for (size_t i = 0; i < nph; i++)
         json_phase(f, &ph[i], i + 1 == nph);
     fprintf(f, "  ]\n}\n");
@@ -940,12 +952,15 @@ static int report(const char *out, struct phase *ph, size_t nph, const struct me
             "| idle USS after start (private: what this process alone costs) | %.1f MB |\n"
             "| idle anonymous memory after start (heap, stacks, JIT) | %.1f MB |\n"
             "| idle RSS / USS after the load | %.1f / %.1f MB |\n"
+            "| WAL file when the load ended / 2 s later (cut back to 64 MB while quiet) | "
+            "%.1f / %.1f MB |\n"
             "| peak RSS (VmHWM) | %.1f MB |\n"
             "| CPU s per 1000 events, whole run | %.3f |\n"
             "| events/s at saturation | %.0f |\n\n",
             startup_ms, idle->rss / 1024.0, idle->shared / 1024.0, idle->pss / 1024.0,
             idle->uss / 1024.0, idle->anon / 1024.0, after->rss / 1024.0, after->uss / 1024.0,
-            hwm_kb / 1024.0, total_ev ? total_cpu * 1000 / total_ev : 0, sat->achieved);
+            B.wal_mb[0], B.wal_mb[1], hwm_kb / 1024.0, total_ev ? total_cpu * 1000 / total_ev : 0,
+            sat->achieved);
     snprintf(path, sizeof(path), "%s/notes.md", out);
     n = fopen(path, "r");
     if (n) {
@@ -1027,7 +1042,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench: opsbot died; its log:\n%s\n", B.tail);
         goto out;
     }
+    B.wal_mb[0] = wal_mb_now();
     run_until(never, 2000000000LL); /* opsbot trims its heap after 1 s of quiet */
+    B.wal_mb[1] = wal_mb_now();
     after = mem_now(B.pid);
     snprintf(cmd, sizeof(cmd), "%s/after-load-mappings.txt", argv[3]);
     write_smaps_breakdown(B.pid, cmd);
@@ -1035,8 +1052,9 @@ int main(int argc, char **argv)
     cpu_all = proc_cpu_s(B.pid);
     fprintf(stderr,
             "bench: idle rss %ld kB (pss %ld, uss %ld, anon %ld), after load rss %ld kB (uss "
-            "%ld), peak %ld kB, cpu %.2f s for %u events\n",
-            idle.rss, idle.pss, idle.uss, idle.anon, after.rss, after.uss, hwm, cpu_all, B.nsent);
+            "%ld), peak %ld kB, cpu %.2f s for %u events; WAL file %.1f MB, 2 s later %.1f MB\n",
+            idle.rss, idle.pss, idle.uss, idle.anon, after.rss, after.uss, hwm, cpu_all, B.nsent,
+            B.wal_mb[0], B.wal_mb[1]);
     /* the last phase must not be empty for the report */
     rc = report(argv[3], ph, nph, &idle, &after, hwm, cpu_all, B.nsent, load0) ? 1 : 0;
     if (B.ndone != B.nsent) /* a backlog when the run ended, not a loss */

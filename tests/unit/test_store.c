@@ -487,7 +487,7 @@ static void test_async_sync(void **state)
         assert_int_equal(stat(wal, &st0), 0);
         assert_true(st0.st_size > 1024 * 1024);
         /* another process holds the writer lock: the tidy waits for it
-         * nowhere, cuts nothing, and gives up until the next commit */
+         * nowhere, cuts nothing, and gives up for this quiet moment */
         assert_int_equal(sqlite3_open(t.db, &other), SQLITE_OK);
         assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
         tidy_all(s, &loop);
@@ -495,8 +495,8 @@ static void test_async_sync(void **state)
         assert_int_equal(st1.st_size, st0.st_size);
         assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
         sqlite3_close(other);
-        assert_int_equal(ob_store_claim(s, "c:after-lock", 50), 0);
-        assert_int_equal(ob_store_flush(s), 0);
+        /* the next quiet moment: with no commit of ours in between, the
+         * tidy's own small commit starts the WAL over, then the cut */
         tidy_all(s, &loop);
         assert_int_equal(stat(wal, &st1), 0);
         assert_int_equal(st1.st_size, 256 * 1024);
@@ -505,7 +505,7 @@ static void test_async_sync(void **state)
         assert_int_equal(ob_store_claim(s, "c:after-cut", 50), 0);
         assert_int_equal(ob_store_flush(s), 0);
         assert_int_equal(ob_store_claim(s, "c:burst-7", 50), OB_EDUP);
-        assert_int_equal(other_conn_int(t.db, "SELECT count(*) FROM events"), 1804);
+        assert_int_equal(other_conn_int(t.db, "SELECT count(*) FROM events"), 1803);
     }
     ob_store_close(s);
     assert_int_equal(uv_loop_close(&loop), 0);
