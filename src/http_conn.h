@@ -18,7 +18,7 @@
 #include <openssl/ssl.h>
 #include <uv.h>
 
-#define OB__POOL_IDLE_PER_KEY 4
+#define OB__POOL_IDLE_PER_KEY 16
 #define OB__POOL_IDLE_MS 15000u
 
 struct ob__pool;
