@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "e2e_fixture.h"
 #include "llm_standin.h"
@@ -724,6 +725,19 @@ static void test_disk_full(void **state)
 
     (void)state;
     child_fx_start(&c);
+    /* The state file of a deployment made before new files got 1 KiB pages
+     * (a file keeps the page size it has): the sizes below count 4 KiB. */
+    {
+        sqlite3 *sq;
+
+        assert_int_equal(mkdir(c.state, 0750), 0);
+        snprintf(db, sizeof(db), "%s/opsbot.db", c.state);
+        assert_int_equal(sqlite3_open(db, &sq), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(sq, "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(sq);
+    }
     /* A first run writes a trail: one restart and one status. */
     proc_start(&p, c.config, 0, NULL);
     proc_say(&p, "restart cart in staging");

@@ -113,6 +113,37 @@ static void test_open_migrate_reopen(void **state)
     tmp_clean(&t);
 }
 
+/* A new state file gets 1 KiB pages; one that exists keeps its own (the
+ * page size is fixed once a file has its first page). */
+static void test_page_size(void **state)
+{
+    struct tmp t;
+    struct ob_store *s = NULL;
+    sqlite3 *db;
+
+    (void)state;
+    tmp_make(&t);
+    assert_int_equal(ob_store_open(&s, t.db), 0);
+    ob_store_close(s);
+    assert_int_equal(other_conn_int(t.db, "PRAGMA page_size"), 1024);
+    tmp_clean(&t);
+
+    tmp_make(&t);
+    assert_int_equal(sqlite3_open(t.db, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    s = NULL;
+    assert_int_equal(ob_store_open(&s, t.db), 0);
+    assert_int_equal(ob_store_claim(s, "console:e1", 1000), 0);
+    assert_int_equal(ob_store_flush(s), 0);
+    ob_store_close(s);
+    assert_int_equal(other_conn_int(t.db, "PRAGMA page_size"), 4096);
+    assert_int_equal(other_conn_int(t.db, "SELECT count(*) FROM events"), 1);
+    tmp_clean(&t);
+}
+
 /* A version-1 database (events as a rowid table) keeps its claims when
  * migrated to version 2 (events WITHOUT ROWID). */
 static void test_migrate_events_v2(void **state)
@@ -541,17 +572,12 @@ static void test_close_while_syncing(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_open_migrate_reopen),
-        cmocka_unit_test(test_migrate_events_v2),
-        cmocka_unit_test(test_claim_dup),
-        cmocka_unit_test(test_claim_prune),
-        cmocka_unit_test(test_batch_and_close_flushes),
-        cmocka_unit_test(test_rate_windows),
-        cmocka_unit_test(test_approvals),
-        cmocka_unit_test(test_open_errors),
-        cmocka_unit_test(test_stmt_cache),
-        cmocka_unit_test(test_async_sync),
-        cmocka_unit_test(test_close_while_syncing),
+        cmocka_unit_test(test_open_migrate_reopen), cmocka_unit_test(test_migrate_events_v2),
+        cmocka_unit_test(test_page_size),           cmocka_unit_test(test_claim_dup),
+        cmocka_unit_test(test_claim_prune),         cmocka_unit_test(test_batch_and_close_flushes),
+        cmocka_unit_test(test_rate_windows),        cmocka_unit_test(test_approvals),
+        cmocka_unit_test(test_open_errors),         cmocka_unit_test(test_stmt_cache),
+        cmocka_unit_test(test_async_sync),          cmocka_unit_test(test_close_while_syncing),
     };
 
     ob_log_set_level(OB_LOG_WARN);
