@@ -62,6 +62,16 @@ static int64_t other_conn_int(const char *path, const char *sql)
     return v;
 }
 
+/* Runs sql on a connection of its own, opening (or making) the file. */
+static void raw_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
 /* One integer query on the store's own connection. */
 static int64_t db_int(struct ob_store *s, const char *sql)
 {
@@ -119,7 +129,6 @@ static void test_page_size(void **state)
 {
     struct tmp t;
     struct ob_store *s = NULL;
-    sqlite3 *db;
 
     (void)state;
     tmp_make(&t);
@@ -129,11 +138,7 @@ static void test_page_size(void **state)
     tmp_clean(&t);
 
     tmp_make(&t);
-    assert_int_equal(sqlite3_open(t.db, &db), SQLITE_OK);
-    assert_int_equal(
-        sqlite3_exec(db, "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;", NULL, NULL, NULL),
-        SQLITE_OK);
-    sqlite3_close(db);
+    raw_exec(t.db, "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;");
     s = NULL;
     assert_int_equal(ob_store_open(&s, t.db), 0);
     assert_int_equal(ob_store_claim(s, "console:e1", 1000), 0);
@@ -150,23 +155,17 @@ static void test_migrate_events_v2(void **state)
 {
     struct tmp t;
     struct ob_store *s = NULL;
-    sqlite3 *db;
 
     (void)state;
     tmp_make(&t);
     assert_int_equal(ob_store_open(&s, t.db), 0);
     ob_store_close(s);
-    assert_int_equal(sqlite3_open(t.db, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-                                  "DROP TABLE events;"
-                                  "CREATE TABLE events (id TEXT PRIMARY KEY NOT NULL,"
-                                  "  ts INTEGER NOT NULL);"
-                                  "CREATE INDEX events_ts ON events(ts);"
-                                  "INSERT INTO events VALUES ('slack:Ev1', 1000);"
-                                  "PRAGMA user_version = 1;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
+    raw_exec(t.db, "DROP TABLE events;"
+                   "CREATE TABLE events (id TEXT PRIMARY KEY NOT NULL,"
+                   "  ts INTEGER NOT NULL);"
+                   "CREATE INDEX events_ts ON events(ts);"
+                   "INSERT INTO events VALUES ('slack:Ev1', 1000);"
+                   "PRAGMA user_version = 1;");
     s = NULL;
     assert_int_equal(ob_store_open(&s, t.db), 0);
     ob_store_close(s);
