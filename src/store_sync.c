@@ -192,7 +192,9 @@ static int64_t live_end(const struct ob_store *s)
 bool ob_store_tidy(struct ob_store *s)
 {
     struct stat st;
-    int64_t keep, to;
+    int64_t live, keep, to;
+    int frames = 0, copied = 0;
+    bool more;
 
     if (!s || !s->loop || s->released)
         return false;
@@ -224,18 +226,28 @@ bool ob_store_tidy(struct ob_store *s)
         }
         return true;
     }
-    /* 3. the dead end is cut, a step at a time, under the writer lock: no
-     * commit of another process can land past the cut meanwhile */
-    keep = live_end(s) > s->wal_keep ? live_end(s) : s->wal_keep;
-    if (!s->wal_known || st.st_size <= keep)
+    /* 3. the dead end is cut, a step at a time, under the writer lock (no
+     * commit can land meanwhile). Where the WAL in use ends, SQLite says:
+     * a PASSIVE checkpoint from the second connection answers the frame
+     * count, commits of other processes included (wal_pages counts ours
+     * only), and it has nothing left to copy but what those added. */
+    if (!s->ckpt_db)
         return false;
-    to = st.st_size - CUT_STEP > keep ? st.st_size - CUT_STEP : keep;
     if (exec_nowait(s, "BEGIN IMMEDIATE") != SQLITE_OK)
         return ++s->tidy_busy < TIDY_BUSY_MAX;
-    if (ftruncate(s->wal_fd, to))
-        ob_warn(COMP, "cutting the write-ahead log back: %s", strerror(errno));
+    more = false;
+    if (sqlite3_wal_checkpoint_v2(s->ckpt_db, "main", SQLITE_CHECKPOINT_PASSIVE, &frames,
+                                  &copied) == SQLITE_OK &&
+        fstat(s->wal_fd, &st) == 0) {
+        live = WAL_HDR + (int64_t)frames * (s->page_size + FRAME_HDR);
+        keep = live > s->wal_keep ? live : s->wal_keep;
+        to = st.st_size - CUT_STEP > keep ? st.st_size - CUT_STEP : keep;
+        if (st.st_size > keep && ftruncate(s->wal_fd, to))
+            ob_warn(COMP, "cutting the write-ahead log back: %s", strerror(errno));
+        more = st.st_size > keep && to > keep;
+    }
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    return to > keep;
+    return more;
 }
 
 void ob_store_set_wal_keep(struct ob_store *s, int64_t bytes)

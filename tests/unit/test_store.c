@@ -530,12 +530,52 @@ static void test_async_sync(void **state)
         tidy_all(s, &loop);
         assert_int_equal(stat(wal, &st1), 0);
         assert_int_equal(st1.st_size, 256 * 1024);
+        /* Another process commits while the daemon is quiet: its frames
+         * end the WAL past where this store's own commits do, and the cut
+         * goes by where SQLite says the WAL ends, so they stay. */
+        {
+            char sql[300 * 64] = "PRAGMA wal_autocheckpoint = 0;";
+            size_t n = strlen(sql);
+
+            for (int i = 0; i < 300; i++) /* a commit each */
+                n += (size_t)snprintf(sql + n, sizeof(sql) - n,
+                                      "INSERT INTO events VALUES ('x:other-%d', 60);", i);
+            raw_exec(t.db, sql);
+        }
+        /* (the file was cut to 256 KiB: it grew by those commits alone,
+         * and nothing copied them yet) */
+        assert_int_equal(stat(wal, &st0), 0);
+        assert_true(st0.st_size > 512 * 1024);
+        /* ... and a reader of another process is in the middle of reading
+         * them (a small page cache: it reads pages again from the WAL) */
+        assert_int_equal(sqlite3_open(t.db, &other), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(other,
+                                      "PRAGMA cache_size = 1; BEGIN; "
+                                      "SELECT count(*) FROM events WHERE ts = 60;",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        tidy_all(s, &loop);
+        {
+            sqlite3_stmt *q;
+
+            assert_int_equal(sqlite3_prepare_v2(other,
+                                                "SELECT count(*) FROM pragma_integrity_check "
+                                                "WHERE integrity_check = 'ok'",
+                                                -1, &q, NULL),
+                             SQLITE_OK);
+            assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+            assert_int_equal(sqlite3_column_int(q, 0), 1);
+            sqlite3_finalize(q);
+            assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+            sqlite3_close(other);
+        }
+        assert_int_equal(other_conn_int(t.db, "SELECT count(*) FROM events WHERE ts = 60"), 300);
         /* and the store goes on writing, everything still there, also for
          * a connection opened afresh (it reads the WAL from its start) */
         assert_int_equal(ob_store_claim(s, "c:after-cut", 50), 0);
         assert_int_equal(ob_store_flush(s), 0);
         assert_int_equal(ob_store_claim(s, "c:burst-7", 50), OB_EDUP);
-        assert_int_equal(other_conn_int(t.db, "SELECT count(*) FROM events"), 1803);
+        assert_int_equal(other_conn_int(t.db, "SELECT count(*) FROM events"), 2103);
     }
     ob_store_close(s);
     assert_int_equal(uv_loop_close(&loop), 0);
