@@ -29,10 +29,10 @@
  * every few milliseconds while it stays quiet, puts it back in shape one
  * small step at a time: a checkpoint of what no checkpoint covered; one
  * small commit, which starts the WAL over once all of it is copied; then
- * the dead end of a file larger than wal_keep is cut off in CUT_STEP
- * pieces, on the loop, each under the writer lock of the loop's own
- * connection (freeing a file's blocks costs ~0.35 ms per MB on the bench's
- * ext4 with online discard; one cut of 150 MB stopped the loop ~50 ms).
+ * the dead end of a file larger than wal_keep (past the frames in use, as
+ * SQLite counts them) is cut off in CUT_STEP pieces, on the loop, each
+ * under the writer lock of the loop's own connection (freeing a file's blocks costs ~0.35 ms per MB
+ * on the bench's ext4 with online discard; one cut of 150 MB stopped the loop ~50 ms).
  * journal_size_limit is off: SQLite would cut the whole file inside the
  * commit that restarts the WAL, on the loop.
  */
