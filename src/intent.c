@@ -649,15 +649,27 @@ static void parse_rules(const struct ob_catalog *cat, const char *text, struct o
 {
     char norm[MAX_TEXT + 1];
     size_t len = 0;
-    struct cand *best = ob_xcalloc(1, sizeof(*best));
-    struct cand *cur = ob_xcalloc(1, sizeof(*cur));
-    struct cand *abest = ob_xcalloc(1, sizeof(*abest));
+    struct cand *cands = ob_xcalloc(3, sizeof(*cands)); /* too large for the stack */
+    struct cand *best = &cands[0], *cur = &cands[1], *abest = &cands[2];
     const struct ob_action *tied[OB_MAX_PROPOSALS];
     size_t ntied = 0;
     bool any = false;
+    uint32_t pairs = 1;
     pcre2_match_context *mc = pcre2_match_context_create(NULL);
+    pcre2_match_data *md = NULL;
 
-    if (!mc)
+    /* one match data for every rule: sized for the one with most groups */
+    for (size_t i = 0; i < cat->n; i++)
+        for (size_t r = 0; r < cat->actions[i].nrules; r++) {
+            uint32_t groups = 0;
+
+            if (pcre2_pattern_info(cat->actions[i].rules[r], PCRE2_INFO_CAPTURECOUNT, &groups) ==
+                    0 &&
+                groups + 1 > pairs)
+                pairs = groups + 1;
+        }
+    md = pcre2_match_data_create(pairs, NULL);
+    if (!mc || !md)
         goto out;
     pcre2_set_match_limit(mc, MATCH_LIMIT);
     pcre2_set_depth_limit(mc, DEPTH_LIMIT);
@@ -674,23 +686,17 @@ static void parse_rules(const struct ob_catalog *cat, const char *text, struct o
 
         for (size_t r = 0; r < a->nrules; r++) {
             pcre2_code *re = a->rules[r];
-            pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
-            int rc;
+            int rc = pcre2_match(re, (PCRE2_SPTR)norm, len, 0, 0, md, mc);
 
-            if (!md)
-                goto out;
-            rc = pcre2_match(re, (PCRE2_SPTR)norm, len, 0, 0, md, mc);
             if (rc < 0) {
                 if (rc != PCRE2_ERROR_NOMATCH)
                     ob_warn("intent", "rule %zu of %s failed to run (PCRE2 error %d)", r, a->name,
                             rc);
-                pcre2_match_data_free(md);
                 continue;
             }
             memset(cur, 0, sizeof(*cur));
             cur->a = a;
             capture(cur, re, md, norm);
-            pcre2_match_data_free(md);
             if (!filter_captures(cur))
                 continue;
             drop_conflicting_enums(cur, norm);
@@ -732,10 +738,9 @@ static void parse_rules(const struct ob_catalog *cat, const char *text, struct o
     }
     finalize(best, "rules", 0.9, out);
 out:
+    pcre2_match_data_free(md);
     pcre2_match_context_free(mc);
-    free(best);
-    free(cur);
-    free(abest);
+    free(cands);
 }
 
 /* ---- public ---------------------------------------------------------------- */
