@@ -191,6 +191,10 @@ static void test_key_value(void **state)
     expect_same("the password is strong");
     expect_same("password =\nnext line");
     expect_same("mypasswordless=1");
+    /* a keyword ending a name counts; the tail of a word does not */
+    expect_red("x-api-key: k2 _token=t3", "x-api-key: [REDACTED] _token=[REDACTED]");
+    expect_red("my_secret_token=t4", "my_secret_token=[REDACTED]");
+    expect_same("mypassword=hunter2 oauthtoken=t5");
 }
 
 static void test_openai(void **state)
