@@ -167,7 +167,8 @@ int ob_store_sync(struct ob_store *s, ob_store_sync_cb cb, void *data)
 /* ---- the quiet upkeep: the WAL started over, its file cut back ------------------- */
 
 /* Runs sql on the loop's connection without waiting for a lock another
- * process holds: SQLITE_BUSY then, and the step is tried again later. */
+ * process holds: SQLITE_BUSY then, and the step is tried again later. A
+ * failure leaves no transaction open; a BEGIN that succeeds stays open. */
 static int exec_nowait(struct ob_store *s, const char *sql)
 {
     int rc;
@@ -177,7 +178,7 @@ static int exec_nowait(struct ob_store *s, const char *sql)
     sqlite3_busy_timeout(s->db, OB__STORE_BUSY_MS);
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
         ob_warn(COMP, "tidying the write-ahead log: %s", sqlite3_errmsg(s->db));
-    if (!sqlite3_get_autocommit(s->db))
+    if (rc != SQLITE_OK && !sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
 }

@@ -12,6 +12,7 @@
 
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <uv.h>
 
 #include "opsbot/err.h"
@@ -70,6 +71,31 @@ static void raw_exec(const char *path, const char *sql)
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
+}
+
+/* Every cut of a file in this program goes through here. While the file
+ * cut is cut_watch.wal, another connection (probe) tries to take the
+ * writer lock: the tidy must be holding it, so no commit can land past the
+ * cut meanwhile. */
+static struct {
+    const char *wal;
+    sqlite3 *probe;
+    int cuts, unlocked;
+} cut_watch;
+
+int ftruncate(int fd, off_t len)
+{
+    struct stat a, b;
+
+    if (cut_watch.wal && fstat(fd, &a) == 0 && stat(cut_watch.wal, &b) == 0 &&
+        a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+        cut_watch.cuts++;
+        if (sqlite3_exec(cut_watch.probe, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
+            cut_watch.unlocked++;
+            sqlite3_exec(cut_watch.probe, "ROLLBACK", NULL, NULL, NULL);
+        }
+    }
+    return (int)syscall(SYS_ftruncate, fd, len);
 }
 
 /* One integer query on the store's own connection. */
@@ -526,8 +552,17 @@ static void test_async_sync(void **state)
         assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
         sqlite3_close(other);
         /* the next quiet moment: with no commit of ours in between, the
-         * tidy's own small commit starts the WAL over, then the cut */
+         * tidy's own small commit starts the WAL over, then the cut, each
+         * step under the writer lock */
+        assert_int_equal(sqlite3_open(t.db, &cut_watch.probe), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(cut_watch.probe, "PRAGMA journal_mode", NULL, NULL, NULL),
+                         SQLITE_OK);
+        cut_watch.wal = wal;
         tidy_all(s, &loop);
+        cut_watch.wal = NULL;
+        sqlite3_close(cut_watch.probe);
+        assert_true(cut_watch.cuts > 0);
+        assert_int_equal(cut_watch.unlocked, 0);
         assert_int_equal(stat(wal, &st1), 0);
         assert_int_equal(st1.st_size, 256 * 1024);
         /* Another process commits while the daemon is quiet: its frames
