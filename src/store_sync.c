@@ -232,8 +232,8 @@ bool ob_store_tidy(struct ob_store *s)
      * a PASSIVE checkpoint from the second connection answers the frame
      * count, commits of other processes included (wal_pages counts ours
      * only), and it has nothing left to copy but what those added. */
-    if (!s->ckpt_db)
-        return false;
+    if (!s->ckpt_db || s->page_size <= 0)
+        return false; /* no second connection yet; no frame size known */
     if (exec_nowait(s, "BEGIN IMMEDIATE") != SQLITE_OK)
         return ++s->tidy_busy < TIDY_BUSY_MAX;
     more = false;
