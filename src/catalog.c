@@ -950,6 +950,17 @@ static int finish(struct loader *ld, struct ob_catalog *cat, struct ob_catalog *
         return OB_ECONFIG;
     }
     add_help(cat);
+    /* the parser's one match data serves every rule: sized for the largest */
+    cat->rule_pairs = 1;
+    for (size_t i = 0; i < cat->n; i++)
+        for (size_t r = 0; r < cat->actions[i].nrules; r++) {
+            uint32_t groups = 0;
+
+            if (pcre2_pattern_info(cat->actions[i].rules[r], PCRE2_INFO_CAPTURECOUNT, &groups) ==
+                    0 &&
+                groups + 1 > cat->rule_pairs)
+                cat->rule_pairs = groups + 1;
+        }
     *out = cat;
     return 0;
 }

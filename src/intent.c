@@ -654,21 +654,10 @@ static void parse_rules(const struct ob_catalog *cat, const char *text, struct o
     const struct ob_action *tied[OB_MAX_PROPOSALS];
     size_t ntied = 0;
     bool any = false;
-    uint32_t pairs = 1;
     pcre2_match_context *mc = pcre2_match_context_create(NULL);
-    pcre2_match_data *md = NULL;
+    /* one match data for every rule (ob_catalog's rule_pairs) */
+    pcre2_match_data *md = pcre2_match_data_create(cat->rule_pairs, NULL);
 
-    /* one match data for every rule: sized for the one with most groups */
-    for (size_t i = 0; i < cat->n; i++)
-        for (size_t r = 0; r < cat->actions[i].nrules; r++) {
-            uint32_t groups = 0;
-
-            if (pcre2_pattern_info(cat->actions[i].rules[r], PCRE2_INFO_CAPTURECOUNT, &groups) ==
-                    0 &&
-                groups + 1 > pairs)
-                pairs = groups + 1;
-        }
-    md = pcre2_match_data_create(pairs, NULL);
     if (!mc || !md)
         goto out;
     pcre2_set_match_limit(mc, MATCH_LIMIT);

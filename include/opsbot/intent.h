@@ -59,6 +59,7 @@ struct ob_action {
 struct ob_catalog {
     struct ob_action *actions;
     size_t n;
+    uint32_t rule_pairs; /* capture pairs of the rule with most groups, + 1 */
 };
 
 /* Loads every action from the documents included under `actions:` and adds
