@@ -73,7 +73,6 @@ struct ob_store {
     unsigned long commits;        /* of this connection (wal_hook) */
     unsigned long copied;         /* commits all in the database file */
     int wal_pages;                /* frames in the WAL (wal_hook) */
-    bool wal_known;               /* wal_pages was told since opening */
     int page_size;
     int app_id;       /* the header's application id (never set: 0) */
     int ckpt_at;      /* wal_pages when the last checkpoint was queued */

@@ -183,13 +183,6 @@ static int exec_nowait(struct ob_store *s, const char *sql)
     return rc;
 }
 
-/* Where the frames of the WAL in use end: past it the file holds frames of
- * before the WAL last started over, which nothing reads again. */
-static int64_t live_end(const struct ob_store *s)
-{
-    return WAL_HDR + (int64_t)s->wal_pages * (s->page_size + FRAME_HDR);
-}
-
 bool ob_store_tidy(struct ob_store *s)
 {
     struct stat st;
@@ -210,12 +203,11 @@ bool ob_store_tidy(struct ob_store *s)
     }
     if (fstat(s->wal_fd, &st) || st.st_size <= s->wal_keep)
         return false;
-    /* 2. all of it copied: one small commit starts the WAL over. It sets
-     * the header's application id to the value it has (an UPDATE to the
-     * same values writes nothing: SQLite compares the cells first). Until
-     * our connection commits, wal_pages is not known to be the length of
-     * the WAL either. */
-    if ((!s->wal_known || live_end(s) > s->wal_keep) && !s->nudged) {
+    /* 2. all of it copied: one small commit starts the WAL over, once a
+     * quiet moment. It sets the header's application id to the value it
+     * has (an UPDATE to the same values writes nothing: SQLite compares
+     * the cells first). */
+    if (!s->nudged) {
         char sql[96];
 
         s->nudged = true;
@@ -312,7 +304,6 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     (void)db;
     (void)name;
     s->wal_pages = pages;
-    s->wal_known = true;
     s->commits++;
     return SQLITE_OK;
 }
